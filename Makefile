@@ -44,7 +44,7 @@ reports-lt: $(INSTALLED) ## Render the demo study's reports in Lithuanian (repor
 	$(RESEARCH) run --study $(STUDY) -j $(JOBS) -p language=lt
 
 test: $(INSTALLED) ## Run the test suite (browser tests skip where Chromium is absent)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 test-fast: $(INSTALLED) ## Run the unit tests only, without notebook end-to-end runs
 	$(PY) -m pytest -q -m "not slow and not browser"

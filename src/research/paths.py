@@ -28,8 +28,10 @@ PROJECT_ROOT = _find_root()
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 STUDIES = PROJECT_ROOT / "studies"
 DATA_RAW = PROJECT_ROOT / "data" / "raw"
-DATA_PROCESSED = PROJECT_ROOT / "data" / "processed"
-REPORTS = PROJECT_ROOT / "reports"
+# Derived outputs can be redirected (tests, benchmarks) without touching the project's own reports.
+OUTPUT_ROOT = Path(os.environ.get("RESEARCH_OUTPUT_ROOT") or PROJECT_ROOT).resolve()
+DATA_PROCESSED = OUTPUT_ROOT / "data" / "processed"
+REPORTS = OUTPUT_ROOT / "reports"
 DEFAULT_STUDY = STUDIES / "demo" / "study.yaml"
 KERNEL_NAME = "research-study"
 
@@ -46,7 +48,8 @@ def inside_project(path: str | os.PathLike, *, base: Path | None = None, what: s
     p = Path(path)
     resolved = (p if p.is_absolute() else base / p).resolve()
     root = PROJECT_ROOT.resolve()
-    if resolved != root and root not in resolved.parents:
+    allowed = {root, OUTPUT_ROOT}
+    if not any(resolved == r or r in resolved.parents for r in allowed):
         raise ConfigError(f"{what} {str(path)!r} resolves to {resolved}, outside the project {root}; "
                           "keep study files inside the project folder")
     return resolved

@@ -1,0 +1,3 @@
+"""Placeholder: implemented in its own change."""
+
+__all__: list[str] = []
