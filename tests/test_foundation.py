@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import DEMO_STUDY
 from research import i18n, io, paths
 from research.config import load_codebook, load_study
 from research.errors import ConfigError, DataError
-
-from conftest import DEMO_STUDY
 
 
 def test_demo_config_loads(demo_cfg):
@@ -98,7 +97,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     io.write_json(target, {"a": 1})
     with pytest.raises(ZeroDivisionError), io.atomic_path(target) as tmp:
         tmp.write_text("half")
-        1 / 0
+        raise ZeroDivisionError("simulated crash mid-write")
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 

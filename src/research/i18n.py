@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import math
 import numbers
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -20,7 +20,7 @@ import yaml
 LANGS = ("en", "lt")
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalogue(name: str) -> dict[str, dict[str, str]]:
     """Load ``locales/<name>.yaml`` merged over ``locales/common.yaml``."""
     def load(n: str) -> dict:
