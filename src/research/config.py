@@ -175,6 +175,7 @@ class ModelParams(_Strict):
 class MonitoringParams(_Strict):
     baseline_months: Annotated[int, Field(ge=2)] = 6
     rules: list[Literal["we1", "we2", "we3", "we4"]] = ["we1", "we2", "we3", "we4"]
+    by_group: bool = False  # also chart every client group (group.column) separately
 
 
 class Analysis(_Strict):
