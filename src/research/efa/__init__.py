@@ -17,3 +17,4 @@ from .correlation import *  # noqa: F403
 from .fit import *  # noqa: F403
 from .nfactors import *  # noqa: F403
 from .reliability import *  # noqa: F403
+from .rotation import *  # noqa: F403

@@ -1,3 +1,761 @@
-"""Placeholder: implemented in its own change."""
+"""Exploratory factor analysis that reproduces R ``psych::fa`` (psych 2.2.9, GPArotation 2022.10-2).
 
-__all__: list[str] = []
+Extraction
+    * ``minres``: psych's ``fit.residuals`` (sum of squared lower-triangle residuals of
+      ``S - diag(psi)`` against its rank-k eigen reconstruction) minimised over the uniquenesses
+      ``psi`` by L-BFGS-B on ``[0.005, 1]`` from ``psi = 1 - SMC``; loadings ``FAout.wls``.
+    * ``ml``: the factanal/psych likelihood ``FAfn`` with its analytic gradient ``FAgr``; loadings
+      ``FAout``.
+    * ``pa``: iterated principal axes from SMC communalities; stops when the sum of communalities
+      changes by less than ``min_err = 0.001`` or after ``max_iter = 50`` iterations (psych's rule).
+
+    factor-analyzer 0.5.1 is not used for extraction: its "minres" objective also sums the diagonal
+    residuals (psych's older "uls"), and its "principal" method is a principal-components solution, not
+    principal axes. Both differ from psych 2.2.9 by more than 1e-3 in loadings.
+
+Post-processing, in psych's order
+    signs of the unrotated factors so that column sums are positive; rotation (see
+    :mod:`research.efa.rotation`); signs again (Phi flipped consistently); names ``MR1..``/``ML1..``/
+    ``PA1..`` in that (rotated, unsorted) order; columns sorted by the pattern sums of squares
+    ``diag(L'L)`` (psych does *not* use Phi for the order); Phi permuted the same way.
+
+Reported quantities
+    communalities ``diag(L Phi L')``; uniquenesses ``1 - h2``; psych's ``Vaccounted`` with
+    ``SS loadings = diag(Phi L'L)`` for oblique solutions; fit indices as ``psych::fa.stats``.
+
+Raw data: ``missing="pairwise"`` (psych's default ``use = "pairwise"``) or ``"listwise"``; with pairwise
+deletion ``n_obs`` is the number of respondents with at least one answer (psych uses the number of rows).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from ..errors import AnalysisError
+from .rotation import rotate_loadings
+
+__all__ = ["FitIndices", "EFAResult", "CongruenceResult", "fit_efa", "factor_scores", "score_weights", "congruence",
+           "factor_degrees_of_freedom", "max_factors"]
+
+Method = Literal["minres", "ml", "pa"]
+RotationName = Literal["oblimin", "varimax", "promax", "none"]
+LOWER_BOUND = 0.005  # psych/factanal lower bound of the uniquenesses in minres and ml
+HEYWOOD_COMMUNALITY = 1.0 - LOWER_BOUND
+_PREFIX = {"minres": "MR", "ml": "ML", "pa": "PA"}
+_EPS = np.finfo(float).eps
+
+
+# --- small helpers -----------------------------------------------------------------------------------
+def factor_degrees_of_freedom(n_items: int, n_factors: int) -> float:
+    """Degrees of freedom of an exploratory factor model: ``((p - k)^2 - (p + k)) / 2``."""
+    return ((n_items - n_factors) ** 2 - (n_items + n_factors)) / 2
+
+
+def max_factors(n_items: int) -> int:
+    """The largest number of factors with non-negative degrees of freedom for ``n_items`` items."""
+    k = 0
+    while k + 1 <= n_items and factor_degrees_of_freedom(n_items, k + 1) >= 0:
+        k += 1
+    return k
+
+
+def _smc(R: np.ndarray) -> np.ndarray:
+    """Squared multiple correlations ``1 - 1/diag(R^-1)`` (psych ``smc``), clipped to [0, 1]."""
+    inv = np.linalg.inv(R)
+    return np.clip(1.0 - 1.0 / np.diag(inv), 0.0, 1.0)
+
+
+def _top_eigen(S: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    values, vectors = np.linalg.eigh(S)
+    return values[::-1][:k], vectors[:, ::-1][:, :k]
+
+
+def _is_positive_definite(R: np.ndarray) -> bool:
+    return bool(np.linalg.eigvalsh(R).min() > _EPS)
+
+
+def _smooth(R: pd.DataFrame, why: str) -> pd.DataFrame:
+    """Smooth a non-positive-definite correlation matrix with psych ``cor.smooth`` and warn."""
+    from . import correlation
+
+    smooth_corr = getattr(correlation, "smooth_corr", None)
+    if smooth_corr is None:  # pragma: no cover - only until correlation.smooth_corr lands
+        raise AnalysisError(f"the correlation matrix is not positive definite ({why}) and smoothing "
+                            "(efa.smooth_corr) is not available yet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the warning below says more
+        smoothed, changed = smooth_corr(R)
+    if changed:
+        warnings.warn(f"the correlation matrix is not positive definite ({why}); it was smoothed "
+                      "(psych cor.smooth: eigenvalues below machine epsilon raised and the matrix rescaled)",
+                      stacklevel=3)
+    smoothed = pd.DataFrame(np.asarray(smoothed, dtype=float), index=R.index, columns=R.columns)
+    return smoothed
+
+
+# --- input ----------------------------------------------------------------------------------------------
+def _looks_like_correlation(df: pd.DataFrame) -> bool:
+    if df.shape[0] != df.shape[1] or list(df.index) != list(df.columns):
+        return False
+    values = df.to_numpy(dtype=float)
+    return bool(np.all(np.isfinite(values)) and np.allclose(values, values.T, atol=1e-10)
+                and np.allclose(np.diag(values), 1.0, atol=1e-10) and np.all(np.abs(values) <= 1 + 1e-10))
+
+
+def _numeric_items(data: pd.DataFrame) -> pd.DataFrame:
+    bad = [c for c in data.columns if not (pd.api.types.is_numeric_dtype(data[c])
+                                           or pd.api.types.is_bool_dtype(data[c]))]
+    if bad:
+        raise AnalysisError(f"item column(s) {', '.join(map(str, bad))} are not numeric "
+                            "(expected item responses coded as numbers)")
+    return data.astype("float64")
+
+
+def _check_items(items: pd.DataFrame) -> None:
+    counts = items.notna().sum()
+    too_few = counts[counts < 2]
+    if len(too_few):
+        raise AnalysisError(f"item {too_few.index[0]!r} has {int(too_few.iloc[0])} answer(s); "
+                            "at least 2 are needed to correlate it (drop the item)")
+    sd = items.std(ddof=1)
+    constant = sd[~(sd > 0)]
+    if len(constant):
+        name = constant.index[0]
+        value = items[name].dropna().iloc[0]
+        raise AnalysisError(f"item {name!r} is constant (every answer is {value:g}); it cannot be "
+                            "correlated - drop it before the factor analysis")
+
+
+def _correlation_from_data(items: pd.DataFrame, corr: str, missing: str) -> tuple[pd.DataFrame, int]:
+    items = items.dropna(how="all")
+    if missing == "listwise":
+        items = items.dropna()
+    n_obs = len(items)
+    _check_items(items)
+    if corr == "polychoric":
+        from . import correlation
+
+        polychoric = getattr(correlation, "polychoric", None)
+        if polychoric is None:  # pragma: no cover - only until correlation.polychoric lands
+            raise AnalysisError("corr='polychoric' needs efa.polychoric, which is not available yet; "
+                                "use corr='pearson' or pass a polychoric correlation matrix")
+        R = polychoric(items).rho
+        R = pd.DataFrame(np.asarray(R, dtype=float), index=items.columns, columns=items.columns)
+    else:
+        R = items.corr(method="pearson", min_periods=2)
+    nan_pairs = np.argwhere(~np.isfinite(R.to_numpy()))
+    if len(nan_pairs):
+        i, j = nan_pairs[0]
+        raise AnalysisError(f"items {R.index[i]!r} and {R.columns[j]!r} cannot be correlated "
+                            "(too few joint answers or no variation among them)")
+    return R, n_obs
+
+
+# --- extraction -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Extraction:
+    loadings: np.ndarray
+    criterion: float
+    iterations: int
+    converged: bool
+
+
+def _minres_objective(psi: np.ndarray, S: np.ndarray, k: int) -> tuple[float, np.ndarray]:
+    """psych ``fit.residuals`` (fm = "minres") and its gradient ``FAgr.minres``."""
+    Sstar = S.copy()
+    np.fill_diagonal(Sstar, 1.0 - psi)
+    values, vectors = _top_eigen(Sstar, k)
+    values = np.where(values < _EPS, 100 * _EPS, values)
+    L = vectors * np.sqrt(values)
+    model = L @ L.T
+    residual = (Sstar - model)[np.tril_indices_from(S, -1)]
+    # psych's gradient: the diagonal misfit of the model with psi (zero at the minres solution)
+    grad = np.diag(model) + psi - np.diag(S)
+    return float(np.sum(residual ** 2)), grad
+
+
+def _fit_minres(S: np.ndarray, k: int, max_iter: int, tol: float) -> _Extraction:
+    start = 1.0 - _smc(S)
+    p = S.shape[0]
+    res = optimize.minimize(_minres_objective, start, args=(S, k), jac=True, method="L-BFGS-B",
+                            bounds=[(LOWER_BOUND, 1.0)] * p,
+                            options={"maxiter": max_iter, "ftol": tol, "gtol": tol * 1e-2})
+    psi = res.x
+    # psych's gradient is not the exact gradient of the objective, so L-BFGS-B can stop early; the
+    # minres solution is the fixed point psi = 1 - diag(L L'), which a few polishing steps reach.
+    iterations = int(res.nit)
+    for _ in range(max_iter):
+        _, grad = _minres_objective(psi, S, k)
+        new = np.clip(psi - grad, LOWER_BOUND, 1.0)
+        iterations += 1
+        if np.max(np.abs(new - psi)) < tol:
+            psi = new
+            break
+        psi = new
+    Sstar = S.copy()
+    np.fill_diagonal(Sstar, 1.0 - psi)
+    values, vectors = _top_eigen(Sstar, k)
+    L = vectors * np.sqrt(np.maximum(values, 0.0))
+    value, grad = _minres_objective(psi, S, k)
+    interior = (psi > LOWER_BOUND) & (psi < 1.0)
+    converged = bool(np.all(np.abs(grad[interior]) < math.sqrt(tol)))
+    return _Extraction(L, value, iterations, converged)
+
+
+def _ml_objective(psi: np.ndarray, S: np.ndarray, k: int) -> tuple[float, np.ndarray]:
+    """factanal/psych ``FAfn`` and ``FAgr``."""
+    sc = 1.0 / np.sqrt(psi)
+    Sstar = S * np.outer(sc, sc)
+    values, vectors = np.linalg.eigh(Sstar)
+    values, vectors = values[::-1], vectors[:, ::-1]
+    e = values[k:]
+    value = -(np.sum(np.log(e) - e) - k + S.shape[0])
+    load = vectors[:, :k] * np.sqrt(np.maximum(values[:k] - 1.0, 0.0))
+    load = load * np.sqrt(psi)[:, None]
+    g = load @ load.T + np.diag(psi) - S
+    return float(value), np.diag(g) / psi ** 2
+
+
+def _fit_ml(S: np.ndarray, k: int, max_iter: int, tol: float) -> _Extraction:
+    start = 1.0 - _smc(S)
+    p = S.shape[0]
+    res = optimize.minimize(_ml_objective, start, args=(S, k), jac=True, method="L-BFGS-B",
+                            bounds=[(LOWER_BOUND, 1.0)] * p,
+                            options={"maxiter": max_iter, "ftol": tol, "gtol": tol * 1e-2})
+    psi = res.x
+    sc = 1.0 / np.sqrt(psi)
+    values, vectors = _top_eigen(S * np.outer(sc, sc), k)
+    L = vectors * np.sqrt(np.maximum(values - 1.0, 0.0)) * np.sqrt(psi)[:, None]
+    return _Extraction(L, float(res.fun), int(res.nit), bool(res.success))
+
+
+def _fit_pa(S: np.ndarray, k: int, max_iter: int, min_err: float) -> _Extraction:
+    """psych's principal-axis loop (``fm = "pa"``), including its stopping rule and final loadings."""
+    Sstar = S.copy()
+    np.fill_diagonal(Sstar, _smc(S))
+    comm = float(np.trace(Sstar))
+    err = comm
+    iteration = 0
+    converged = True
+    L = np.zeros((S.shape[0], k))
+    while err > min_err:
+        values, vectors = _top_eigen(Sstar, k)
+        if np.any(values < 0):
+            raise AnalysisError(f"principal axis factoring met a negative eigenvalue at iteration "
+                                f"{iteration + 1}; use method='minres' or fewer factors")
+        L = vectors * np.sqrt(values)
+        new = np.sum(L ** 2, axis=1)
+        comm_new = float(new.sum())
+        np.fill_diagonal(Sstar, new)
+        err = abs(comm - comm_new)
+        comm = comm_new
+        iteration += 1
+        if iteration >= max_iter and err > min_err:
+            converged = False
+            warnings.warn(f"principal axis factoring stopped after the maximum of {max_iter} iterations "
+                          f"(last change in the sum of communalities {err:.2g} > {min_err})", stacklevel=3)
+            break
+    return _Extraction(L, err, iteration, converged)
+
+
+# --- fit statistics (psych fa.stats) -----------------------------------------------------------------
+@dataclass(frozen=True)
+class FitIndices:
+    """Fit of the factor model, computed as ``psych::fa.stats`` (psych 2.2.9).
+
+    Attributes
+    ----------
+    rmsr
+        Root mean square of the off-diagonal residuals, ``sqrt(sum(res^2) / (p (p - 1)))``.
+    crmsr
+        RMSR corrected for degrees of freedom, ``sqrt(sum(res^2) / (2 df))``.
+    objective
+        ML discrepancy ``F = tr(Sigma^-1 R) - log|Sigma^-1 R| - p`` with ``Sigma = L Phi L' + diag(u2)``.
+    df
+        Degrees of freedom ``p(p-1)/2 - pk + k(k-1)/2``.
+    chi2, p
+        Likelihood chi-square ``F (n - 1 - (2p + 5)/6 - 2k/3)`` (Bartlett's correction, as factanal and
+        psych) and its upper-tail p-value.
+    chi2_empirical
+        psych's empirical chi-square ``n * sum(off-diagonal residual^2)``.
+    tli
+        Tucker-Lewis index ``(M0 - Mm) / (M0 - 1/nm)`` with ``M0 = 2 F0 / (p (p - 1))``, ``Mm = F/df``.
+    rmsea, rmsea_lower, rmsea_upper
+        ``sqrt(max(F/df - 1/(n - 1), 0))`` and its 90% confidence limits (non-central chi-square
+        inversion, psych's ``alpha = .1``).
+    bic
+        ``chi2 - df log(n)``.
+    n_obs
+        Number of observations used (None when a correlation matrix was given without ``n_obs``).
+    """
+
+    rmsr: float
+    crmsr: float
+    objective: float
+    df: float
+    chi2: float
+    p: float
+    chi2_empirical: float
+    tli: float
+    rmsea: float
+    rmsea_lower: float
+    rmsea_upper: float
+    bic: float
+    n_obs: int | None
+
+    def as_series(self) -> pd.Series:
+        return pd.Series({k: getattr(self, k) for k in self.__dataclass_fields__})
+
+
+def _log_det(M: np.ndarray) -> float:
+    sign, logdet = np.linalg.slogdet(M)
+    return logdet if sign > 0 else -np.inf
+
+
+def _fit_indices(R: np.ndarray, pattern: np.ndarray, phi: np.ndarray, n_obs: int | None,
+                 alpha: float = 0.1) -> FitIndices:
+    p, k = pattern.shape
+    model = pattern @ phi @ pattern.T
+    residual = R - model
+    np.fill_diagonal(residual, 0.0)
+    off = float(np.sum(residual ** 2))
+    dof = factor_degrees_of_freedom(p, k)
+    rmsr = math.sqrt(off / (p * (p - 1)))
+    crmsr = math.sqrt(off / (2 * dof)) if dof > 0 else math.nan
+    np.fill_diagonal(model, np.diag(R))
+    m_inv_r = np.linalg.solve(model, R)
+    objective = float(np.trace(m_inv_r) - _log_det(m_inv_r) - p)
+    nan = math.nan
+    if n_obs is None:
+        return FitIndices(rmsr, crmsr, objective, dof, nan, nan, nan, nan, nan, nan, nan, nan, None)
+    n = float(n_obs)
+    multiplier = (n - 1) - (2 * p + 5) / 6 - (2 * k) / 3
+    chi2 = max(objective * multiplier, 0.0)
+    pval = float(stats.chi2.sf(chi2, dof)) if dof > 0 else nan
+    f0 = float(np.trace(R) - _log_det(R) - p)
+    m0 = f0 * 2 / (p * (p - 1))
+    mm = objective / dof if dof > 0 else nan
+    tli = (m0 - mm) / (m0 - 1 / multiplier) if dof > 0 else nan
+    if dof > 0:
+        rmsea = math.sqrt(max(objective / dof - 1 / (n - 1), 0.0))
+        tail = alpha / 2
+        upper_end = max(n, chi2) + 2 * n
+
+        def bound(level: float) -> float:
+            if stats.chi2.cdf(chi2, dof) <= level:
+                return 0.0
+            try:
+                lam = optimize.brentq(lambda x: stats.ncx2.cdf(chi2, dof, x) - level, 0.0, upper_end)
+            except ValueError:
+                return nan
+            return math.sqrt(lam / (n - 1) / dof)
+
+        upper = bound(tail)
+        lower = bound(1 - tail)
+        if not math.isnan(upper) and upper < rmsea:
+            upper = nan
+        if not math.isnan(lower) and lower > rmsea:
+            lower = nan
+        bic = chi2 - dof * math.log(n)
+    else:
+        rmsea = lower = upper = bic = nan
+    return FitIndices(rmsr, crmsr, objective, dof, chi2, pval, off * n, tli, rmsea, lower, upper, bic,
+                      int(n_obs))
+
+
+# --- result ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EFAResult:
+    """A fitted exploratory factor model (see :func:`fit_efa`).
+
+    Factor columns carry psych's names (``MR1``, ``MR3``, ``MR2`` ...: numbered in rotated order before
+    sorting, columns sorted by explained variance); ``factor_ids`` gives the stable aliases ``F1..Fk`` in
+    column order, used by the processed tables (:meth:`aliased`).
+    """
+
+    loadings: pd.DataFrame
+    structure: pd.DataFrame
+    phi: pd.DataFrame
+    communalities: pd.Series
+    uniquenesses: pd.Series
+    variance: pd.DataFrame
+    heywood: tuple[str, ...]
+    ultra_heywood: tuple[str, ...]
+    fit: FitIndices
+    corr: pd.DataFrame
+    n_obs: int | None
+    method: str
+    rotation: str
+    corr_method: str
+    n_factors: int
+    converged: bool
+    iterations: int
+    criterion: float
+    rotation_converged: bool
+    smoothed: bool
+    factor_ids: tuple[str, ...] = field(default=())
+
+    @property
+    def oblique(self) -> bool:
+        return self.rotation in ("oblimin", "promax") and self.n_factors > 1
+
+    @property
+    def alias(self) -> dict[str, str]:
+        """psych name -> stable alias (``{"MR1": "F1", "MR3": "F2", ...}``)."""
+        return dict(zip(self.loadings.columns, self.factor_ids, strict=True))
+
+    def aliased(self, name: str) -> pd.DataFrame:
+        """``loadings``, ``structure``, ``phi`` or ``variance`` with factors renamed ``F1..Fk``."""
+        frame = getattr(self, name)
+        out = frame.rename(columns=self.alias)
+        if name == "phi":
+            out = out.rename(index=self.alias)
+        return out
+
+
+def fit_efa(data_or_corr: pd.DataFrame, n_factors: int, *, method: Method = "minres",
+            rotation: RotationName = "oblimin", corr: Literal["pearson", "polychoric"] = "pearson",
+            n_obs: int | None = None, missing: Literal["pairwise", "listwise"] = "pairwise",
+            max_iter: int | None = None, tol: float = 1e-10) -> EFAResult:
+    """Fit an exploratory factor model the way ``psych::fa`` does.
+
+    Parameters
+    ----------
+    data_or_corr
+        Either item responses (respondents x items, numeric, NaN = missing) or a correlation matrix
+        (square DataFrame with identical index and columns, unit diagonal).
+    n_factors
+        Number of factors ``k`` (at least 1; the model needs ``df = ((p-k)^2 - (p+k))/2 >= 0``).
+    method
+        ``"minres"`` (psych default), ``"ml"`` or ``"pa"``.
+    rotation
+        ``"oblimin"`` (GPArotation, quartimin), ``"varimax"`` (stats::varimax), ``"promax"``
+        (psych: Kaiser-normalised Promax, m = 4) or ``"none"``.
+    corr
+        For raw data: ``"pearson"`` or ``"polychoric"`` (:func:`research.efa.polychoric`).
+    n_obs
+        Number of respondents behind a correlation matrix (needed for chi-square based indices);
+        ignored for raw data.
+    missing
+        Raw data only: ``"pairwise"`` (psych's default; each correlation from the respondents who
+        answered both items) or ``"listwise"`` (complete cases only).
+    max_iter
+        Iteration limit of the extraction (default 50 for ``pa`` as psych, 1000 otherwise).
+    tol
+        Convergence tolerance of minres/ml (relative change of the objective); ``pa`` uses psych's
+        ``min.err = 0.001`` on the sum of communalities.
+
+    Returns
+    -------
+    EFAResult
+        Pattern ``loadings``, ``structure = L Phi``, ``phi``, ``communalities = diag(L Phi L')``,
+        ``uniquenesses``, ``variance`` (psych ``Vaccounted``), ``heywood`` and ``ultra_heywood`` items,
+        ``fit`` (:class:`FitIndices`), the correlation matrix used, convergence information.
+
+    Raises
+    ------
+    AnalysisError
+        Too many factors for the number of items (negative degrees of freedom), a constant or empty
+        item, non-numeric items, or correlations that cannot be computed.
+
+    Warns
+    -----
+    UserWarning
+        Fewer respondents than items (the correlation matrix is then singular and is smoothed);
+        a non-positive-definite matrix (smoothed with psych ``cor.smooth``); Heywood cases
+        (communality >= 0.995, i.e. uniqueness at psych's lower bound 0.005) and ultra-Heywood cases
+        (communality > 1); non-convergence. Values are never clipped silently.
+
+    Notes
+    -----
+    Validated against R 4.2.2, psych 2.2.9, GPArotation 2022.10-2 (``psych::fa`` on
+    Holzinger-Swineford x1..x9: minres/oblimin, ml/varimax, pa/promax, and minres/oblimin on the
+    polychoric matrix of the ordinal version): pattern, communalities, Phi and ``Vaccounted`` agree to
+    1e-3 (``tests/test_efa_fit.py``).
+
+    References
+    ----------
+    Revelle, W. (2022). psych: Procedures for Psychological, Psychometric, and Personality Research
+    (2.2.9). Harman, H. H., & Jones, W. H. (1966). Factor analysis by minimizing residuals (minres).
+    *Psychometrika*, 31, 351-368.
+    """
+    if method not in _PREFIX:
+        raise AnalysisError(f"method {method!r} is not one of minres, ml, pa")
+    if rotation not in ("oblimin", "varimax", "promax", "none"):
+        raise AnalysisError(f"rotation {rotation!r} is not one of oblimin, varimax, promax, none")
+    if corr not in ("pearson", "polychoric"):
+        raise AnalysisError(f"corr {corr!r} is not one of pearson, polychoric")
+    if missing not in ("pairwise", "listwise"):
+        raise AnalysisError(f"missing {missing!r} is not one of pairwise, listwise")
+    if not isinstance(data_or_corr, pd.DataFrame):
+        raise AnalysisError("fit_efa expects a pandas DataFrame of item responses or a correlation matrix")
+    if isinstance(n_factors, bool) or not isinstance(n_factors, int | np.integer) or n_factors < 1:
+        raise AnalysisError(f"n_factors must be a whole number >= 1, got {n_factors!r}")
+    n_factors = int(n_factors)
+    p = data_or_corr.shape[1]
+    if p < 3:
+        raise AnalysisError(f"a factor analysis needs at least 3 items, got {p}")
+    dof = factor_degrees_of_freedom(p, n_factors)
+    if dof < 0:
+        raise AnalysisError(f"{n_factors} factors are too many for {p} items: the model would have "
+                            f"{dof:g} degrees of freedom ((p-k)^2 - (p+k))/2 < 0; at most "
+                            f"{max_factors(p)} factors can be fitted")
+
+    if _looks_like_correlation(data_or_corr):
+        R = data_or_corr.astype("float64")
+        used_corr = "given"
+        if n_obs is not None and (not isinstance(n_obs, int | np.integer) or n_obs < 2):
+            raise AnalysisError(f"n_obs must be a whole number >= 2, got {n_obs!r}")
+    else:
+        items = _numeric_items(data_or_corr)
+        R, n_obs = _correlation_from_data(items, corr, missing)
+        used_corr = corr
+    if n_obs is not None and n_obs < p:
+        warnings.warn(f"fewer respondents ({n_obs}) than items ({p}): the correlation matrix is singular, "
+                      "so it is smoothed before factoring; treat the solution as unstable", stacklevel=2)
+
+    smoothed = False
+    if not _is_positive_definite(R.to_numpy()):
+        R = _smooth(R, f"smallest eigenvalue {np.linalg.eigvalsh(R.to_numpy()).min():.3g}")
+        smoothed = True
+    S = R.to_numpy()
+
+    if method == "minres":
+        ext = _fit_minres(S, n_factors, max_iter or 1000, tol)
+    elif method == "ml":
+        ext = _fit_ml(S, n_factors, max_iter or 1000, tol)
+    else:
+        ext = _fit_pa(S, n_factors, max_iter or 50, 0.001)
+    if not ext.converged:
+        warnings.warn(f"{method} extraction did not converge in {ext.iterations} iterations", stacklevel=2)
+
+    L = ext.loadings
+    signs = np.sign(L.sum(axis=0))
+    signs[signs == 0] = 1
+    L = L * signs
+    L = np.where(L == 0.0, 1e-15, L)  # psych: exact zeros upset varimax
+    unrotated = L.copy()
+
+    if n_factors > 1 and rotation != "none":
+        rot = rotate_loadings(L, rotation)
+        L, phi, rotation_converged = rot.loadings, rot.phi, rot.converged
+        if not rotation_converged:
+            warnings.warn(f"{rotation} rotation did not converge in {rot.iterations} iterations",
+                          stacklevel=2)
+    else:
+        phi, rotation_converged = np.eye(n_factors), True
+    signs = np.sign(L.sum(axis=0))
+    signs[signs == 0] = 1
+    L = L * signs
+    phi = phi * np.outer(signs, signs)
+    names = [f"{_PREFIX[method]}{i + 1}" for i in range(n_factors)]
+    if n_factors > 1:
+        order = np.argsort(-np.sum(L ** 2, axis=0), kind="stable")
+        L, phi = L[:, order], phi[np.ix_(order, order)]
+        names = [names[i] for i in order]
+
+    items_index = R.index
+    communality = np.sum(unrotated ** 2, axis=1)  # = diag(L Phi L') of any rotation
+    oblique = rotation in ("oblimin", "promax") and n_factors > 1
+    ss = np.diag(phi @ L.T @ L) if oblique else np.sum(L ** 2, axis=0)
+    total = float(np.sum(communality + (1.0 - communality)))
+    variance = pd.DataFrame([ss, ss / total, np.cumsum(ss / total), ss / ss.sum(), np.cumsum(ss / ss.sum())],
+                            index=["SS loadings", "Proportion Var", "Cumulative Var", "Proportion Explained",
+                                   "Cumulative Proportion"], columns=names)
+
+    heywood = tuple(str(v) for v, h in zip(items_index, communality, strict=True) if h >= HEYWOOD_COMMUNALITY)
+    ultra = tuple(str(v) for v, h in zip(items_index, communality, strict=True) if h > 1.0)
+    if ultra:
+        warnings.warn(f"ultra-Heywood case: communality > 1 for {', '.join(ultra)}; the solution is "
+                      "improper (try fewer factors or another method)", stacklevel=2)
+    elif heywood:
+        warnings.warn(f"Heywood case: communality >= {HEYWOOD_COMMUNALITY} (uniqueness at the lower bound "
+                      f"{LOWER_BOUND}) for {', '.join(heywood)}; interpret these items with care",
+                      stacklevel=2)
+
+    fit = _fit_indices(S, L, phi, n_obs)
+    loadings = pd.DataFrame(L, index=items_index, columns=names)
+    phi_df = pd.DataFrame(phi, index=names, columns=names)
+    return EFAResult(
+        loadings=loadings,
+        structure=pd.DataFrame(L @ phi, index=items_index, columns=names),
+        phi=phi_df,
+        communalities=pd.Series(communality, index=items_index, name="communality"),
+        uniquenesses=pd.Series(1.0 - communality, index=items_index, name="uniqueness"),
+        variance=variance,
+        heywood=heywood,
+        ultra_heywood=ultra,
+        fit=fit,
+        corr=R,
+        n_obs=None if n_obs is None else int(n_obs),
+        method=method,
+        rotation=rotation if n_factors > 1 else "none",
+        corr_method=used_corr,
+        n_factors=n_factors,
+        converged=ext.converged,
+        iterations=ext.iterations,
+        criterion=ext.criterion,
+        rotation_converged=rotation_converged,
+        smoothed=smoothed,
+        factor_ids=tuple(f"F{i + 1}" for i in range(n_factors)),
+    )
+
+
+# --- factor scores --------------------------------------------------------------------------------------
+def _mat_sqrt(M: np.ndarray) -> np.ndarray:
+    """psych ``matSqrt``: symmetric square root, negative eigenvalues set to machine epsilon."""
+    values, vectors = np.linalg.eigh(M)
+    values = np.where(values < 0, _EPS, values)
+    return (vectors * np.sqrt(values)) @ vectors.T
+
+
+def _inv_mat_sqrt(M: np.ndarray) -> np.ndarray:
+    """psych ``invMatSqrt``: inverse symmetric square root, eigenvalues below epsilon set to 100 eps."""
+    values, vectors = np.linalg.eigh(M)
+    values = np.where(values < _EPS, 100 * _EPS, values)
+    return (vectors / np.sqrt(values)) @ vectors.T
+
+
+def score_weights(result: EFAResult, method: Literal["regression", "bartlett", "tenberge"]) -> pd.DataFrame:
+    """Factor score weights ``W`` (items x factors) such that scores = standardised items @ W.
+
+    * regression (Thurstone): ``W = R^-1 L Phi`` (``R^-1`` times the structure matrix);
+    * bartlett: ``W = U^-2 L (L' U^-2 L)^-1`` with ``U^2 = 1 - diag(L Phi L')``;
+    * tenberge: ``W = R^-1/2 C Phi^1/2`` with ``C = R^-1/2 L* (L*' R^-1 L*)^-1/2``, ``L* = L Phi^1/2``
+      (ten Berge et al., 1999; Grice, 2001, eq. 8): the scores' correlations reproduce Phi.
+
+    Formulas as psych 2.2.9 ``factor.scores``.
+    """
+    R = result.corr.to_numpy()
+    P = result.loadings.to_numpy()
+    phi = result.phi.to_numpy()
+    if method == "regression":
+        W = np.linalg.solve(R, P @ phi)
+    elif method == "bartlett":
+        u2 = 1.0 - np.diag(P @ phi @ P.T)
+        if np.any(u2 <= 0):
+            raise AnalysisError("Bartlett scores need uniquenesses > 0; the solution has Heywood cases "
+                                f"({', '.join(result.ultra_heywood or result.heywood)})")
+        PU = P / u2[:, None]
+        W = PU @ np.linalg.inv(P.T @ PU)
+    elif method == "tenberge":
+        phi_half = _mat_sqrt(phi)
+        L_star = P @ phi_half
+        r_half_inv = _inv_mat_sqrt(R)
+        C = r_half_inv @ L_star @ _inv_mat_sqrt(L_star.T @ np.linalg.solve(R, L_star))
+        W = r_half_inv @ C @ phi_half
+    else:
+        raise AnalysisError(f"score method {method!r} is not one of regression, bartlett, tenberge")
+    return pd.DataFrame(W, index=result.loadings.index, columns=result.loadings.columns)
+
+
+def factor_scores(result: EFAResult, data: pd.DataFrame, *,
+                  method: Literal["regression", "bartlett", "tenberge"] = "regression") -> pd.DataFrame:
+    """Factor score estimates for respondents, as psych ``factor.scores``.
+
+    Items are standardised with their sample mean and standard deviation (``scale()`` in R, ddof = 1)
+    and multiplied by :func:`score_weights`. A missing answer is replaced by the item mean (a
+    standardised value of 0), so the respondent's score rests on the items they answered; the number of
+    imputed answers is reported in a warning.
+
+    Parameters
+    ----------
+    result
+        A fitted model from :func:`fit_efa`.
+    data
+        Item responses with (at least) the columns of ``result.loadings.index``; the row index is kept.
+    method
+        ``"regression"`` (Thurstone), ``"bartlett"`` or ``"tenberge"``.
+
+    Returns
+    -------
+    DataFrame
+        One row per respondent, one column per factor (psych names, as ``result.loadings``).
+
+    Notes
+    -----
+    Validated: regression weights against factor-analyzer 0.5.1 ``FactorAnalyzer.transform`` (orthogonal
+    solution) and statsmodels 0.15 ``FactorResults.factor_score_params`` (regression and Bartlett, Stata
+    definitions); ten Berge scores reproduce Phi (``tests/test_efa_fit.py``).
+    """
+    items = list(result.loadings.index)
+    missing_cols = [c for c in items if c not in data.columns]
+    if missing_cols:
+        raise AnalysisError(f"data lack the item column(s) {', '.join(map(str, missing_cols))} of the model")
+    X = _numeric_items(data[items])
+    mean = X.mean()
+    sd = X.std(ddof=1)
+    Z = (X - mean) / sd
+    n_missing = int(Z.isna().to_numpy().sum())
+    if n_missing:
+        warnings.warn(f"{n_missing} missing answer(s) were replaced by the item mean for the factor scores",
+                      stacklevel=2)
+    W = score_weights(result, method)
+    scores = Z.fillna(0.0).to_numpy() @ W.to_numpy()
+    return pd.DataFrame(scores, index=data.index, columns=result.loadings.columns)
+
+
+# --- congruence -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CongruenceResult:
+    """Tucker's congruence coefficients between two loading matrices.
+
+    Attributes
+    ----------
+    matrix
+        Factors of ``loadings`` (rows) x factors of ``target`` (columns).
+    best_match
+        One row per factor of ``loadings``: ``factor``, ``target`` (matched one-to-one by the largest
+        absolute congruence, Hungarian assignment), ``congruence`` (signed).
+    """
+
+    matrix: pd.DataFrame
+    best_match: pd.DataFrame
+
+
+def congruence(loadings: pd.DataFrame, target: pd.DataFrame) -> CongruenceResult:
+    """Tucker's coefficient of congruence ``phi(x, y) = sum(x y) / sqrt(sum(x^2) sum(y^2))``.
+
+    Rows are matched by item name; every item of ``loadings`` must appear in ``target`` (target rows
+    not in ``loadings`` are ignored). Values >= 0.95 mean the factors can be considered equal,
+    0.85-0.94 fair similarity (Lorenzo-Seva & ten Berge, 2006).
+
+    Notes
+    -----
+    Same formula as psych ``factor.congruence``; validated against a hand-computed example and psych's
+    formula applied to the R reference loadings (``tests/test_efa_fit.py``).
+
+    References
+    ----------
+    Tucker, L. R. (1951). *A method for synthesis of factor analysis studies* (Personnel Research
+    Section Report No. 984). Department of the Army. Lorenzo-Seva, U., & ten Berge, J. M. F. (2006).
+    Tucker's congruence coefficient as a meaningful index of factor similarity. *Methodology*, 2, 57-64.
+    """
+    absent = [i for i in loadings.index if i not in target.index]
+    if absent:
+        raise AnalysisError(f"target loadings lack the item(s) {', '.join(map(str, absent))}")
+    X = loadings.to_numpy(dtype=float)
+    Y = target.loc[loadings.index].to_numpy(dtype=float)
+    denom = np.sqrt(np.outer((X ** 2).sum(axis=0), (Y ** 2).sum(axis=0)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phi = np.where(denom > 0, (X.T @ Y) / denom, np.nan)
+    matrix = pd.DataFrame(phi, index=loadings.columns, columns=target.columns)
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(-np.nan_to_num(np.abs(phi)))
+    match = {r: c for r, c in zip(rows, cols, strict=True)}
+    records = []
+    for i, name in enumerate(loadings.columns):
+        j = match.get(i)
+        if j is None:  # more factors than targets: best target for the leftover factor
+            j = int(np.nanargmax(np.abs(phi[i]))) if np.any(np.isfinite(phi[i])) else None
+        records.append({"factor": name, "target": None if j is None else target.columns[j],
+                        "congruence": math.nan if j is None else float(phi[i, j])})
+    return CongruenceResult(matrix=matrix, best_match=pd.DataFrame(records))
