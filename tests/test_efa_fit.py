@@ -331,3 +331,85 @@ def test_bad_arguments_are_clear(hs_items):
         efa.fit_efa(hs_items, 0)
     with pytest.raises(AnalysisError, match="score method"):
         efa.score_weights(efa.fit_efa(hs_items, 2), "foo")
+
+
+# --- report tables ------------------------------------------------------------------------------------
+def test_sorted_loadings_follow_psych_fa_sort(hs_fits):
+    # psych::fa.sort on the R minres/oblimin pattern (reference JSON): items grouped by the factor of their
+    # largest |loading| (MR1, MR3, MR2 order), then by that |loading| descending
+    table = efa.sorted_loadings(hs_fits["fa_minres_oblimin"], cutoff=0.3)
+    assert list(table.index) == ["x5", "x4", "x6", "x3", "x1", "x2", "x7", "x8", "x9"]
+    assert list(table.columns[:3]) == ["F1", "F2", "F3"]
+    assert list(table["primary"]) == ["F1"] * 3 + ["F2"] * 3 + ["F3"] * 3
+    # x9 loads .38 on MR3 and .46 on MR2 in psych's solution: the only cross-loading at .30
+    assert list(table.index[table["cross_loading"]]) == ["x9"]
+    assert efa.cross_loading_items(hs_fits["fa_minres_oblimin"], cutoff=0.3) == ["x9"]
+    row = table.loc["x9", ["F1", "F2", "F3"]].to_numpy(dtype=float)
+    assert_allclose(table.loc["x9", "complexity"], (row @ row) ** 2 / np.sum(row ** 4), rtol=1e-12)
+
+
+def test_loading_display_blanks_small_loadings(hs_fits):
+    table = efa.sorted_loadings(hs_fits["fa_minres_oblimin"], cutoff=0.3)
+    shown = efa.loading_display(table, cutoff=0.3, lang="lt", item_labels={"x5": "Sakiniai"})
+    first = shown.iloc[0]
+    assert first["variable"] == "x5" and first["item"] == "Sakiniai"
+    assert first["F1"] == "0,89" and first["F2"] == "" and first["F3"] == ""  # decimal comma in Lithuanian
+    assert shown.set_index("variable").loc["x9", "cross_loading"] == "×"
+
+
+def test_loadings_long_table(hs_fits):
+    res = hs_fits["fa_minres_oblimin"]
+    long = efa.loadings_long(res)
+    assert list(long.columns) == ["variable", "factor", "loading", "communality"]
+    assert len(long) == 27 and set(long["factor"]) == {"F1", "F2", "F3"}
+    row = long[(long["variable"] == "x9") & (long["factor"] == "F3")].iloc[0]
+    assert_allclose(row["loading"], res.loadings.loc["x9", "MR2"], rtol=1e-12)
+    assert_allclose(row["communality"], res.communalities["x9"], rtol=1e-12)
+
+
+def test_item_descriptives_hand_example():
+    data = pd.DataFrame({"a": [1, 1, 3, 5, np.nan], "b": [5, 5, 5, 4, 2]}, dtype="Float64")
+    cb = pd.DataFrame({"variable": ["a", "b"], "scale_min": [1, 1], "scale_max": [5, 5]})
+    missing = pd.DataFrame({"respondent_id": ["r5"], "variable": ["a"], "kind": ["dont_know"]})
+    out = efa.item_descriptives(data, cb, missing_table=missing).set_index("variable")
+    # a: answers 1, 1, 3, 5 -> n 4, mean 2.5, sd sqrt(((1.5^2)*2 + 0.5^2 + 2.5^2)/3) = sqrt(11/3)
+    assert out.loc["a", "n"] == 4 and out.loc["a", "missing"] == 1
+    assert_allclose(out.loc["a", ["missing_pct", "mean", "sd", "floor_pct", "ceiling_pct"]].to_numpy(dtype=float),
+                    [20.0, 2.5, np.sqrt(11 / 3), 50.0, 25.0], rtol=1e-12)
+    assert_allclose(out.loc["b", ["floor_pct", "ceiling_pct"]].to_numpy(dtype=float), [0.0, 60.0], rtol=1e-12)
+    assert out.loc["a", "dont_know"] == 1 and out.loc["a", "skipped"] == 0 and out.loc["b", "dont_know"] == 0
+
+
+def test_targets_and_factor_map(hs_fits):
+    cb = pd.DataFrame({"variable": ITEMS, "latent": ["visual"] * 3 + ["textual"] * 3 + ["speed"] * 3})
+    target = efa.hypothesised_target(cb, ITEMS)
+    assert list(target.columns) == ["visual", "textual", "speed"] and target.to_numpy().sum() == 9
+    fmap = efa.factor_map(hs_fits["fa_minres_oblimin"], target)
+    assert list(fmap.columns) == ["factor", "latent", "congruence"]
+    assert list(fmap["latent"]) == ["textual", "visual", "speed"]
+    truth = {"survey": {"loadings": {i: {"A": 1.0 if i in ("x1", "x2") else 0.0, "B": 0.5} for i in ITEMS}}}
+    tl = efa.true_loadings(truth, ["x2", "x1"])
+    assert list(tl.index) == ["x2", "x1"] and list(tl.columns) == ["A", "B"]
+    with pytest.raises(AnalysisError, match="no loadings for x10"):
+        efa.true_loadings(truth, ["x10"])
+    with pytest.raises(AnalysisError, match="no hypothesised factor"):
+        efa.hypothesised_target(cb.assign(latent=None), ITEMS)
+
+
+def test_scores_table(hs_data, hs_fits):
+    res = hs_fits["fa_minres_oblimin"]
+    table = efa.scores_table(res, hs_data, id_column="id", group_column="school", method="tenberge")
+    assert list(table.columns) == ["respondent_id", "school", "F1", "F2", "F3"]
+    assert len(table) == 301 and table["respondent_id"].tolist() == hs_data["id"].tolist()
+
+
+def test_choose_n_factors():
+    sugg = {"parallel": 3, "kaiser": 4, "map": 2, "hypothesised": 3}
+    assert efa.choose_n_factors("auto", rule="kaiser", n_items=9, suggestions=sugg).n_factors == 4
+    fixed = efa.choose_n_factors(2, rule="parallel", n_items=9, suggestions=sugg)
+    assert fixed.n_factors == 2 and fixed.rule == "fixed" and not fixed.capped
+    capped = efa.choose_n_factors("auto", rule="parallel", n_items=9, suggestions={"parallel": 7})
+    assert capped.n_factors == 5 and capped.capped
+    assert efa.choose_n_factors("auto", rule="map", n_items=9, suggestions={"map": 0}).n_factors == 1
+    with pytest.raises(AnalysisError, match="gave no suggestion"):
+        efa.choose_n_factors("auto", rule="map", n_items=9, suggestions={"map": None, "parallel": 3})

@@ -41,8 +41,10 @@ from scipy import optimize, stats
 from ..errors import AnalysisError
 from .rotation import rotate_loadings
 
-__all__ = ["FitIndices", "EFAResult", "CongruenceResult", "fit_efa", "factor_scores", "score_weights", "congruence",
-           "factor_degrees_of_freedom", "max_factors"]
+__all__ = ["FitIndices", "EFAResult", "CongruenceResult", "fit_efa", "factor_scores", "score_weights",
+           "congruence", "factor_degrees_of_freedom", "max_factors", "item_descriptives", "low_msa_items",
+           "sorted_loadings", "cross_loading_items", "loading_display", "loadings_long", "hypothesised_target",
+           "true_loadings", "factor_map", "scores_table", "FactorNumberChoice", "choose_n_factors"]
 
 Method = Literal["minres", "ml", "pa"]
 RotationName = Literal["oblimin", "varimax", "promax", "none"]
@@ -759,3 +761,227 @@ def congruence(loadings: pd.DataFrame, target: pd.DataFrame) -> CongruenceResult
         records.append({"factor": name, "target": None if j is None else target.columns[j],
                         "congruence": math.nan if j is None else float(phi[i, j])})
     return CongruenceResult(matrix=matrix, best_match=pd.DataFrame(records))
+
+
+# --- tables for the factor-analysis report --------------------------------------------------------------
+def item_descriptives(data: pd.DataFrame, codebook: pd.DataFrame, *,
+                      missing_table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per-item descriptives for the EFA report: answers, missing, mean, SD, floor and ceiling shares.
+
+    Parameters
+    ----------
+    data
+        Item responses (respondents x items; missing answers are NA).
+    codebook
+        The study codebook (``variable``, ``scale_min``, ``scale_max``) giving each item's scale ends.
+    missing_table
+        Optional ``survey_missing`` table (``respondent_id``, ``variable``, ``kind``) to split the
+        missing answers into ``dont_know`` and ``skipped``.
+
+    Returns
+    -------
+    DataFrame
+        ``variable``, ``n`` (answers), ``missing``, ``missing_pct``, ``mean``, ``sd`` (ddof = 1),
+        ``floor_pct`` and ``ceiling_pct`` (percent of the answers at the scale minimum / maximum), and
+        ``dont_know``, ``skipped`` when ``missing_table`` is given. Percentages are 0-100.
+    """
+    scales = codebook.set_index("variable")
+    unknown = [c for c in data.columns if c not in scales.index]
+    if unknown:
+        raise AnalysisError(f"item(s) {', '.join(map(str, unknown))} are not in the codebook")
+    X = _numeric_items(data)
+    answered = X.notna().sum()
+    lo = scales.loc[X.columns, "scale_min"].astype(float).to_numpy()
+    hi = scales.loc[X.columns, "scale_max"].astype(float).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        floor = (X.to_numpy() == lo).sum(axis=0) / answered.to_numpy() * 100
+        ceiling = (X.to_numpy() == hi).sum(axis=0) / answered.to_numpy() * 100
+    out = pd.DataFrame({"variable": list(X.columns), "n": answered.to_numpy().astype(int),
+                        "missing": X.isna().sum().to_numpy().astype(int),
+                        "missing_pct": X.isna().mean().to_numpy() * 100, "mean": X.mean().to_numpy(),
+                        "sd": X.std(ddof=1).to_numpy(), "floor_pct": floor, "ceiling_pct": ceiling})
+    if missing_table is not None:
+        counts = (missing_table[missing_table["variable"].isin(X.columns)]
+                  .groupby(["variable", "kind"]).size().unstack(fill_value=0))
+        for kind in ("dont_know", "skipped"):
+            col = counts[kind] if kind in counts.columns else pd.Series(dtype=int)
+            out[kind] = out["variable"].map(col).fillna(0).astype(int).to_numpy()
+    return out
+
+
+def low_msa_items(msa: pd.Series, min_msa: float) -> list[str]:
+    """Items whose Kaiser-Meyer-Olkin MSA is below ``min_msa`` (in item order)."""
+    return [str(i) for i, v in msa.items() if v < min_msa]
+
+
+def sorted_loadings(result: EFAResult, *, cutoff: float = 0.3, aliased: bool = True) -> pd.DataFrame:
+    """Pattern matrix sorted as psych ``fa.sort``, with primary factor, cross-loadings and complexity.
+
+    Items are grouped by the factor with their largest absolute loading (in factor order) and sorted by
+    that absolute loading, largest first.
+
+    Returns
+    -------
+    DataFrame
+        Index ``variable``; one column per factor (``F1..`` when ``aliased``, else psych names),
+        ``h2`` (communality), ``primary`` (factor of the largest absolute loading), ``cross_loading``
+        (True when two or more absolute loadings reach ``cutoff``), ``complexity`` (Hofmann's index
+        ``(sum l^2)^2 / sum l^4``, as psych).
+    """
+    L = result.aliased("loadings") if aliased else result.loadings
+    A = np.abs(L.to_numpy())
+    primary = A.argmax(axis=1)
+    order = sorted(range(len(L)), key=lambda i: (primary[i], -A[i, primary[i]]))
+    sq = L.to_numpy() ** 2
+    out = L.copy()
+    out["h2"] = result.communalities.to_numpy()
+    out["primary"] = [L.columns[j] for j in primary]
+    out["cross_loading"] = (A >= cutoff).sum(axis=1) >= 2
+    out["complexity"] = sq.sum(axis=1) ** 2 / (sq ** 2).sum(axis=1)
+    out = out.iloc[order]
+    out.index.name = "variable"
+    return out
+
+
+def cross_loading_items(result: EFAResult, *, cutoff: float = 0.3) -> list[str]:
+    """Items with an absolute pattern loading of at least ``cutoff`` on two or more factors."""
+    A = np.abs(result.loadings.to_numpy())
+    return [str(v) for v, n in zip(result.loadings.index, (A >= cutoff).sum(axis=1), strict=True) if n >= 2]
+
+
+def loading_display(table: pd.DataFrame, *, cutoff: float, lang: str = "en",
+                    item_labels: dict[str, str] | None = None, cross_mark: str = "×") -> pd.DataFrame:
+    """Text version of :func:`sorted_loadings` for a report table: loadings below ``cutoff`` blank.
+
+    Numbers are formatted for the report language (2 decimals); ``cross_loading`` becomes
+    ``cross_mark`` or blank; an ``item`` column with the labels is put first when ``item_labels`` is given.
+    """
+    from ..i18n import fmt_number
+
+    factors = [c for c in table.columns if c not in ("h2", "primary", "cross_loading", "complexity")]
+    out = pd.DataFrame(index=table.index)
+    if item_labels is not None:
+        out["item"] = [item_labels.get(v, v) for v in table.index]
+    for f in factors:
+        out[f] = ["" if abs(v) < cutoff else fmt_number(float(v), 2, lang) for v in table[f]]
+    out["h2"] = [fmt_number(float(v), 2, lang) for v in table["h2"]]
+    out["complexity"] = [fmt_number(float(v), 2, lang) for v in table["complexity"]]
+    out["cross_loading"] = [cross_mark if v else "" for v in table["cross_loading"]]
+    return out.reset_index()
+
+
+def loadings_long(result: EFAResult) -> pd.DataFrame:
+    """The ``efa_loadings`` table: ``variable``, ``factor`` (F1..), ``loading`` (pattern), ``communality``."""
+    L = result.aliased("loadings")
+    out = L.rename_axis("variable").reset_index().melt(id_vars="variable", var_name="factor",
+                                                       value_name="loading")
+    out["communality"] = out["variable"].map(result.communalities)
+    return out.sort_values(["factor", "variable"], kind="stable").reset_index(drop=True)
+
+
+def hypothesised_target(codebook: pd.DataFrame, variables: list[str]) -> pd.DataFrame:
+    """0/1 target matrix (items x hypothesised factors) from the codebook column ``latent``.
+
+    Raises
+    ------
+    AnalysisError
+        When none of ``variables`` has a hypothesised factor in the codebook.
+    """
+    cb = codebook.set_index("variable").reindex(variables)
+    latent = cb["latent"]
+    levels = [x for x in dict.fromkeys(latent.dropna()) if x]
+    if not levels:
+        raise AnalysisError("the codebook gives no hypothesised factor (column 'latent') for the EFA items")
+    return pd.DataFrame({lv: (latent == lv).astype(float).to_numpy() for lv in levels}, index=variables)
+
+
+def true_loadings(truth: dict, variables: list[str]) -> pd.DataFrame:
+    """Generating loadings of a synthetic study (``truth.json`` -> ``survey.loadings``) as items x factors.
+
+    Raises
+    ------
+    AnalysisError
+        When the truth file has no loadings for some of ``variables``.
+    """
+    raw = truth.get("survey", {}).get("loadings")
+    if not raw:
+        raise AnalysisError("the truth file has no 'survey.loadings'")
+    frame = pd.DataFrame(raw).T
+    absent = [v for v in variables if v not in frame.index]
+    if absent:
+        raise AnalysisError(f"the truth file has no loadings for {', '.join(absent)}")
+    return frame.loc[variables].astype(float)
+
+
+def factor_map(result: EFAResult, target: pd.DataFrame) -> pd.DataFrame:
+    """The ``factor_map`` table: each factor (F1..), its best-matching target factor and the congruence."""
+    match = congruence(result.aliased("loadings"), target).best_match
+    return match.rename(columns={"target": "latent"})[["factor", "latent", "congruence"]]
+
+
+def scores_table(result: EFAResult, survey: pd.DataFrame, *, id_column: str, group_column: str | None,
+                 method: Literal["regression", "bartlett", "tenberge"] = "tenberge") -> pd.DataFrame:
+    """The ``factor_scores`` table: ``respondent_id`` (the id column), the group column, ``F1..Fk``."""
+    scores = factor_scores(result, survey, method=method).rename(columns=result.alias)
+    keep = [id_column] + ([group_column] if group_column else [])
+    out = pd.concat([survey[keep].reset_index(drop=True), scores.reset_index(drop=True)], axis=1)
+    return out.rename(columns={id_column: "respondent_id"})
+
+
+@dataclass(frozen=True)
+class FactorNumberChoice:
+    """The number of factors to extract and why.
+
+    Attributes
+    ----------
+    n_factors
+        The number used.
+    rule
+        ``"fixed"`` (a number was configured) or the rule applied: ``"parallel"``, ``"kaiser"``,
+        ``"map"``, ``"hypothesised"``.
+    suggestions
+        ``rule`` and ``suggested`` for every rule that was evaluated (None = not available).
+    capped
+        True when the suggestion was lowered to the largest number the items allow (non-negative df)
+        or raised to 1.
+    """
+
+    n_factors: int
+    rule: str
+    suggestions: pd.DataFrame
+    capped: bool
+
+
+def choose_n_factors(setting: int | str, *, rule: str, n_items: int,
+                     suggestions: dict[str, int | None]) -> FactorNumberChoice:
+    """Apply the configured choice (``analysis.efa.n_factors`` and ``factor_rule``).
+
+    Parameters
+    ----------
+    setting
+        A whole number (used as is, after the degrees-of-freedom check of :func:`fit_efa`) or
+        ``"auto"`` (take the suggestion of ``rule``).
+    rule
+        One of ``parallel``, ``kaiser``, ``map``, ``hypothesised``.
+    n_items
+        Number of items, for the upper limit :func:`max_factors`.
+    suggestions
+        Suggested numbers by rule, e.g. ``{"parallel": 3, "kaiser": 4, "map": 3, "hypothesised": 3}``.
+
+    Raises
+    ------
+    AnalysisError
+        ``"auto"`` with a rule that has no suggestion, or an unknown setting.
+    """
+    table = pd.DataFrame({"rule": list(suggestions), "suggested": pd.array(list(suggestions.values()),
+                                                                            dtype="Int64")})
+    if isinstance(setting, int | np.integer) and not isinstance(setting, bool):
+        return FactorNumberChoice(int(setting), "fixed", table, False)
+    if setting != "auto":
+        raise AnalysisError(f"n_factors must be a whole number or 'auto', got {setting!r}")
+    suggested = suggestions.get(rule)
+    if suggested is None:
+        raise AnalysisError(f"factor_rule {rule!r} gave no suggestion (available: "
+                            f"{', '.join(k for k, v in suggestions.items() if v is not None)})")
+    k = min(max(int(suggested), 1), max_factors(n_items))
+    return FactorNumberChoice(k, rule, table, k != int(suggested))
