@@ -137,6 +137,10 @@ class Reporter:
                 out[col] = [self.num(v, d) for v in out[col]]
             elif pd.api.types.is_integer_dtype(out[col]):
                 out[col] = [self.num(None if pd.isna(v) else int(v)) for v in out[col]]
+            elif out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+                # missing text shows as a dash like missing numbers, not as "None" or "<NA>"
+                out[col] = [self.num(None) if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+                            else v for v in out[col]]
         names = dict(columns or {})
         out.columns = [names.get(c, self.label(str(c))) for c in out.columns]
         return out
