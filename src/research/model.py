@@ -160,6 +160,9 @@ class SupervisionModel:
     performance_only: bool
     kpi_status_available: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
+    stage_labels: dict[str, str] = field(default_factory=dict)
+    group_labels: dict[str, str] = field(default_factory=dict)
+    all_stages_label: str = ALL
 
     @property
     def ipa(self) -> pd.DataFrame:
@@ -171,6 +174,29 @@ class SupervisionModel:
     def top_priorities(self, n: int | None = None) -> pd.DataFrame:
         """The first ``n`` improvement areas (default ``settings.top_n``)."""
         return self.improvement_areas.head(self.settings.top_n if n is None else n).reset_index(drop=True)
+
+    @property
+    def top_factors(self) -> list[str]:
+        """Codes of the top ``settings.top_n`` improvement areas (best first)."""
+        return self.top_priorities()["factor"].tolist()
+
+    @property
+    def stage_labels_with_all(self) -> dict[str, str]:
+        """Stage display names plus the ``all`` row of the stage index."""
+        return {**self.stage_labels, ALL: self.all_stages_label}
+
+    def by_group(self, value: str) -> pd.DataFrame:
+        """Wide table: one row per factor, one column per group (display names) holding ``value``.
+
+        ``value`` is a column of :attr:`factors` (e.g. ``gap``, ``priority``, ``quadrant_label``).
+        """
+        wide = self.factors.pivot(index="factor", columns="group", values=value)
+        groups = [g for g in self.groups if g in wide.columns]
+        wide = wide.reindex(index=self.weights["factor"], columns=groups)
+        wide.columns = [self.group_labels.get(g, g) for g in groups]
+        wide.columns.name = None
+        front = self.weights[["stage", "factor", "label"]].set_index("factor")
+        return front.join(wide).reset_index()[["stage", "factor", "label", *wide.columns]]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -981,8 +1007,16 @@ def build_model(cfg: StudyConfig, *, inputs: ModelInputs | None = None,
                   .first().reset_index())
     crosshairs.insert(1, "crosshair", settings.crosshair)
     stage_labels = {s.code: s.label(lang) for s in cfg.stages}
-    stage_labels[ALL] = i18n.label("model", "all_stages", lang)
-    stage_index.insert(1, "stage_label", stage_index["stage"].map(stage_labels).astype("string"))
+    group_labels = {**cfg.group_labels(lang), ALL: i18n.label("model", "all", lang)}
+    all_stages = i18n.label("model", "all_stages", lang)
+    stage_index.insert(1, "stage_label", stage_index["stage"].map({**stage_labels, ALL: all_stages})
+                       .astype("string"))
+    group_names = {g: group_labels[g] for g in groups}
+    stage_index.insert(stage_index.columns.get_loc("group") + 1, "group_label",
+                       stage_index["group"].map(group_names).astype("string"))
+    areas.insert(areas.columns.get_loc("group") + 1, "group_label", areas["group"].map(group_names).astype("string"))
+    sensitivity.insert(1, "method_label", sensitivity["method"].map(
+        lambda m: i18n.label("model", str(m), lang)).astype("string"))
     return SupervisionModel(
         settings=settings, weights=_label_columns(weights, cfg, lang),
         factors=_label_columns(factor_table, cfg, lang), crosshairs=crosshairs, stage_index=stage_index,
@@ -990,7 +1024,8 @@ def build_model(cfg: StudyConfig, *, inputs: ModelInputs | None = None,
         sensitivity_ranks=sensitivity_ranks, agreement=inputs.expert_agreement, structure=inputs.factor_map,
         stage_gaps=inputs.ipa_stages,
         groups=tuple(groups), equal_weights=equal, performance_only=performance_only,
-        kpi_status_available=inputs.kpi_status is not None, notes=tuple(notes))
+        kpi_status_available=inputs.kpi_status is not None, notes=tuple(notes), stage_labels=stage_labels,
+        group_labels={g: group_labels[g] for g in groups}, all_stages_label=all_stages)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def _kpi_target(row: pd.Series, lang: str) -> str:
     else:
         value = i18n.fmt_number(float(row["target"]), 0 if float(row["target"]).is_integer() else 1, lang)
         value += " " + _t(f"unit_{unit}", lang)
-    return f"{_t('target', lang)} {sign} {value}"
+    return f"{_t('target_word', lang)} {sign} {value}"
 
 
 def model_diagram(*, weights: pd.DataFrame, kpis: pd.DataFrame, stage_labels: Mapping[str, str],
