@@ -413,3 +413,20 @@ def test_choose_n_factors():
     assert efa.choose_n_factors("auto", rule="map", n_items=9, suggestions={"map": 0}).n_factors == 1
     with pytest.raises(AnalysisError, match="gave no suggestion"):
         efa.choose_n_factors("auto", rule="map", n_items=9, suggestions={"map": None, "parallel": 3})
+
+
+def test_small_report_helpers(hs_fits, hs_reference):
+    # Kaiser (1974) labels; the Holzinger-Swineford KMO from psych::KMO(x) is 0.752 -> "middling"
+    assert efa.msa_label(hs_reference["kmo_overall"]) == "kmo_middling"
+    assert [efa.msa_label(v) for v in (0.95, 0.85, 0.65, 0.55, 0.3)] == [
+        "kmo_marvelous", "kmo_meritorious", "kmo_mediocre", "kmo_miserable", "kmo_unacceptable"]
+    res = hs_fits["fa_minres_oblimin"]
+    assert efa.weak_items(res, cutoff=0.3) == [] and efa.weak_items(res, cutoff=0.6) == ["x1", "x2", "x9"]
+    desc = pd.DataFrame({"variable": ["a", "b"], "ceiling_pct": [50.0, 50.1]})
+    assert efa.ceiling_items(desc, share=50) == ["b"]
+    table = efa.variance_table(res)
+    assert list(table["statistic"]) == ["ss_loadings", "proportion_var", "cumulative_var",
+                                        "proportion_explained", "cumulative_proportion"]
+    # psych::fa(x, 3, rotate='oblimin', fm='minres')$Vaccounted
+    assert_allclose(table[["F1", "F2", "F3"]].to_numpy(), hs_reference["fa_minres_oblimin"]["Vaccounted"],
+                    atol=TOL)

@@ -44,7 +44,8 @@ from .rotation import rotate_loadings
 __all__ = ["FitIndices", "EFAResult", "CongruenceResult", "fit_efa", "factor_scores", "score_weights",
            "congruence", "factor_degrees_of_freedom", "max_factors", "item_descriptives", "low_msa_items",
            "sorted_loadings", "cross_loading_items", "loading_display", "loadings_long", "hypothesised_target",
-           "true_loadings", "factor_map", "scores_table", "FactorNumberChoice", "choose_n_factors"]
+           "true_loadings", "factor_map", "scores_table", "FactorNumberChoice", "choose_n_factors", "msa_label", "weak_items",
+           "ceiling_items", "variance_table"]
 
 Method = Literal["minres", "ml", "pa"]
 RotationName = Literal["oblimin", "varimax", "promax", "none"]
@@ -985,3 +986,32 @@ def choose_n_factors(setting: int | str, *, rule: str, n_items: int,
                             f"{', '.join(k for k, v in suggestions.items() if v is not None)})")
     k = min(max(int(suggested), 1), max_factors(n_items))
     return FactorNumberChoice(k, rule, table, k != int(suggested))
+
+
+def msa_label(value: float) -> str:
+    """Kaiser's (1974) verbal label of an MSA value, as a catalogue key (``kmo_marvelous`` ...)."""
+    for bound, name in ((0.9, "marvelous"), (0.8, "meritorious"), (0.7, "middling"), (0.6, "mediocre"),
+                        (0.5, "miserable")):
+        if value >= bound:
+            return f"kmo_{name}"
+    return "kmo_unacceptable"
+
+
+def weak_items(result: EFAResult, *, cutoff: float = 0.3) -> list[str]:
+    """Items whose largest absolute pattern loading is below ``cutoff``."""
+    A = np.abs(result.loadings.to_numpy())
+    return [str(v) for v, m in zip(result.loadings.index, A.max(axis=1), strict=True) if m < cutoff]
+
+
+def ceiling_items(descriptives: pd.DataFrame, *, share: float = 50.0) -> list[str]:
+    """Items of :func:`item_descriptives` with more than ``share`` percent of answers at the ceiling."""
+    return descriptives.loc[descriptives["ceiling_pct"] > share, "variable"].astype(str).tolist()
+
+
+def variance_table(result: EFAResult) -> pd.DataFrame:
+    """psych ``Vaccounted`` as a tidy table: ``statistic`` (catalogue key) and one column per factor (F1..)."""
+    keys = {"SS loadings": "ss_loadings", "Proportion Var": "proportion_var", "Cumulative Var": "cumulative_var",
+            "Proportion Explained": "proportion_explained", "Cumulative Proportion": "cumulative_proportion"}
+    out = result.aliased("variance").rename(index=keys)
+    out.index.name = "statistic"
+    return out.reset_index()
