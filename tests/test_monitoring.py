@@ -322,6 +322,23 @@ def test_figures_draw(demo_cfg):
     assert len(fig.axes) >= 1
 
 
+def test_model_link_uses_the_model_factor_priorities(demo_cfg, monkeypatch, tmp_path):
+    from research import paths
+    from research.io import write_table
+
+    monkeypatch.setattr(paths, "DATA_PROCESSED", tmp_path)
+    res = mon.monitor_kpis(records=_records(), cfg=demo_cfg, baseline_months=6)
+    assert mon.model_link(cfg=demo_cfg, result=res) is None  # model not run yet
+    factors = pd.DataFrame({"factor": ["S1_RESP", "S1_ACCESS", "S1_RESP"], "group": ["all", "all", "foreign"],
+                            "priority": [0.4, 1.0, 0.9], "rank": [2, 1, 1], "quadrant": ["a", "b", "c"]})
+    write_table(factors, demo_cfg.paths.processed_table("model_factors"))
+    link = mon.model_link(cfg=demo_cfg, result=res)
+    first = link.loc[link["kpi"] == "inquiry_response_time"]
+    assert first["factor"].tolist() == ["S1_ACCESS", "S1_RESP"]  # by the model's rank
+    assert_allclose(first["priority"], [1.0, 0.4])
+    assert len(link) == sum(len(k.factors) for k in demo_cfg.kpis)
+
+
 def test_locale_has_both_languages_for_every_key():
     import yaml
 

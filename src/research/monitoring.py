@@ -65,7 +65,6 @@ Western Electric Company (1956). *Statistical Quality Control Handbook*. Indiana
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -850,25 +849,35 @@ def results_summary(result: MonitoringResult) -> dict[str, Any]:
 def model_link(*, cfg: StudyConfig, result: MonitoringResult) -> pd.DataFrame | None:
     """KPI status next to the model factors each KPI measures (the KPI's ``factors``).
 
-    Returns None unless the supervision model has been run for this study (its results JSON
-    ``reports/<study>/results/model.json`` exists). Columns: ``stage``, ``kpi``, ``status``, ``factor``,
-    ``factor_label``, and, when the model's results list a priority rank for factors
-    (``results.priority_rank`` = {factor: rank}), ``priority_rank``.
+    Returns None unless the supervision model has been run for this study, i.e. its processed table
+    ``model_factors`` (written by the model notebook) exists. Columns: ``stage``, ``kpi``, ``status``,
+    ``factor``, ``factor_label``, and the factor's overall (``group == "all"``) ``priority`` (0-1, 1 = most
+    urgent), ``rank`` (1 = first) and IPA ``quadrant`` from the model. Rows are ordered by KPI (config order)
+    and the factor's rank.
     """
-    path = cfg.paths.results_json("model")
+    from .io import read_table
+
+    path = cfg.paths.processed_table("model_factors")
     if not path.is_file() or not result.kpis:
         return None
-    try:
-        model = json.loads(path.read_text(encoding="utf-8")).get("results", {})
-    except (OSError, ValueError):
-        model = {}
+    factors = read_table(path)
+    need = {"factor", "group", "priority", "rank"}
+    if not need <= set(factors.columns):
+        raise AnalysisError(f"{path}: missing column(s) {sorted(need - set(factors.columns))} (expected the "
+                            "model notebook's model_factors table)")
+    overall = factors.loc[factors["group"].astype(str) == ALL_GROUPS].drop_duplicates("factor").set_index("factor")
     labels = cfg.factors.set_index("factor")[f"label_{cfg.language}"].to_dict()
-    rank = model.get("priority_rank") if isinstance(model.get("priority_rank"), dict) else None
     rows = [{"stage": r.kpi.stage, "kpi": r.kpi.code, "status": r.status, "factor": f,
-             "factor_label": labels.get(f, f), **({"priority_rank": rank.get(f)} if rank is not None else {})}
-            for r in result.kpis for f in r.kpi.factors]
-    return pd.DataFrame(rows).astype({"stage": "string", "kpi": "string", "status": "string",
-                                      "factor": "string", "factor_label": "string"})
+             "factor_label": labels.get(f, f),
+             "priority": float(overall["priority"].get(f, np.nan)),
+             "rank": overall["rank"].get(f, pd.NA),
+             "quadrant": overall["quadrant"].get(f, pd.NA) if "quadrant" in overall else pd.NA,
+             "_order": i}
+            for i, r in enumerate(result.kpis) for f in r.kpi.factors]
+    out = pd.DataFrame(rows).sort_values(["_order", "rank"], kind="mergesort", na_position="last")
+    out = out.drop(columns="_order").reset_index(drop=True)
+    return out.astype({"stage": "string", "kpi": "string", "status": "string", "factor": "string",
+                       "factor_label": "string", "rank": "Int64", "quadrant": "string"})
 
 
 # --- report helpers (used by notebooks/05_quality_monitoring.ipynb) ---------------------------------------
@@ -1024,7 +1033,8 @@ def show_model_link(rep, result: MonitoringResult) -> None:
     names = {k.code: k.name(rep.lang) for k in rep.cfg.kpis}
     shown = link.assign(kpi=[names.get(k, k) for k in link["kpi"]],
                         status=[status_label(s, rep.lang) for s in link["status"]])
-    rep.table(shown.rename(columns={"kpi": "kpi_name"}), caption="model_caption")
+    shown = shown.drop(columns=["stage", "factor", "quadrant"]).rename(columns={"kpi": "kpi_name"})
+    rep.table(shown, caption="model_caption", digits={"priority": 2})
 
 
 def record_results(rep, result: MonitoringResult) -> None:
