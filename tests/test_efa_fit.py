@@ -430,3 +430,23 @@ def test_small_report_helpers(hs_fits, hs_reference):
     # psych::fa(x, 3, rotate='oblimin', fm='minres')$Vaccounted
     assert_allclose(table[["F1", "F2", "F3"]].to_numpy(), hs_reference["fa_minres_oblimin"]["Vaccounted"],
                     atol=TOL)
+
+
+def test_figures_render(hs_fits):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from research.plots import efa as plots
+
+    res = hs_fits["fa_minres_oblimin"]
+    table = efa.sorted_loadings(res)[["F1", "F2", "F3"]]
+    figures = [plots.correlation_heatmap(res.corr, lang="lt"),
+               plots.scree_plot([2.6, 0.9, 0.5, -0.1], simulated=[0.6, 0.2, 0.1, 0.0],
+                                simulated_upper=[1.0, 0.3, 0.2, 0.1], n_factors=3, lang="en"),
+               plots.loading_heatmap(table, cutoff=0.3, lang="lt"),
+               plots.factor_diagram(table, cutoff=0.3, phi=res.aliased("phi"), item_labels={"x1": "$x_1$"})]
+    assert all(isinstance(f, Figure) for f in figures)
+    texts = [t.get_text() for t in figures[3].axes[0].texts]
+    assert r"\$x_1\$" in texts  # data labels are escaped, never mathtext
