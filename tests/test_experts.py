@@ -16,6 +16,7 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
@@ -600,8 +601,6 @@ def test_study_helpers(demo_cfg, tmp_path, monkeypatch):
 
 
 def test_locale_has_both_languages_for_every_key():
-    import yaml
-
     from research import i18n
 
     path = REFERENCE.parents[1] / "src" / "research" / "locales" / "experts.yaml"
@@ -669,3 +668,37 @@ def test_notebook_runs_on_demo_study(tmp_path, monkeypatch):
     agreement = pd.read_parquet(cfg.paths.processed_table("expert_agreement"))
     assert agreement["scope"].iloc[0] == "overall"
     assert agreement["scope"].tolist()[1:] == [s.code for s in cfg.stages]
+
+
+def test_evaluate_study_without_panel_returns_none(demo_cfg):
+    cfg = demo_cfg.model_copy(update={"data": demo_cfg.data.model_copy(update={"experts": None})})
+    assert experts.evaluate_study(cfg) is None
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+def test_notebook_skips_without_expert_panel(tmp_path, monkeypatch):
+    from notebook_runner import execute_notebook
+    from research import paths
+    from research.config import load_study
+
+    out = (tmp_path / "output").resolve()
+    monkeypatch.setenv("RESEARCH_OUTPUT_ROOT", str(out))
+    monkeypatch.setattr(paths, "OUTPUT_ROOT", out)
+    monkeypatch.setattr(paths, "DATA_PROCESSED", out / "data" / "processed")
+    monkeypatch.setattr(paths, "REPORTS", out / "reports")
+    study_dir = out / "studies" / "no-panel"
+    study_dir.mkdir(parents=True)
+    raw = yaml.safe_load(DEMO_STUDY.read_text(encoding="utf-8"))
+    raw["study"]["id"] = "no-panel"
+    del raw["data"]["experts"], raw["data"]["expert_panel"]
+    (study_dir / "study.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    (study_dir / "codebook.csv").write_bytes((DEMO_STUDY.parent / "codebook.csv").read_bytes())
+    cfg = load_study(study_dir / "study.yaml")
+    assert cfg.data.experts is None
+    execute_notebook("01_expert_evaluation", tmp_path, study=str(study_dir / "study.yaml"))
+    results = json.loads(cfg.paths.results_json("experts").read_text())
+    assert results["results"] == {} and results["study"] == "no-panel"
+    assert pd.read_parquet(cfg.paths.processed_table("expert_weights")).empty
+    executed = (tmp_path / "01_expert_evaluation.ipynb").read_text(encoding="utf-8")
+    assert "This part is skipped" in executed
