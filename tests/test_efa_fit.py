@@ -450,3 +450,33 @@ def test_figures_render(hs_fits):
     assert all(isinstance(f, Figure) for f in figures)
     texts = [t.get_text() for t in figures[3].axes[0].texts]
     assert r"\$x_1\$" in texts  # data labels are escaped, never mathtext
+
+
+def test_msa_decision(hs_reference):
+    # psych::KMO(x)$MSAi: x7 has 0.593, the only item below 0.60
+    msa = pd.Series(hs_reference["kmo_items"])
+    kept = efa.msa_decision(msa, min_msa=0.6, drop=False)
+    assert kept.low == ["x7"] and kept.dropped == [] and kept.kept == ITEMS and kept.text_key == "p_msa_low_kept"
+    dropped = efa.msa_decision(msa, min_msa=0.6, drop=True)
+    assert dropped.dropped == ["x7"] and "x7" not in dropped.kept and dropped.text_key == "p_msa_low_dropped"
+    assert efa.msa_decision(msa, min_msa=0.5, drop=True).text_key == "p_msa_ok"
+    with pytest.raises(AnalysisError, match="leaves 0 item"):
+        efa.msa_decision(msa, min_msa=0.9, drop=True)
+
+
+def test_load_truth(demo_cfg):
+    from research.errors import ConfigError
+
+    no_truth = demo_cfg.model_copy(update={"data": demo_cfg.data.model_copy(update={"truth": None})})
+    assert efa.load_truth(no_truth) is None
+    missing = demo_cfg.model_copy(update={"data": demo_cfg.data.model_copy(update={"truth": "data/raw/none.json"})})
+    with pytest.raises(ConfigError, match="not found"):
+        efa.load_truth(missing)
+
+
+def test_item_correlations_and_alias_note(hs_items, hs_fits):
+    R, n = efa.item_correlations(hs_items)
+    assert n == 301
+    assert_allclose(R.to_numpy(), np.corrcoef(hs_items.to_numpy(), rowvar=False), atol=1e-12)
+    assert efa.alias_note(hs_fits["fa_minres_oblimin"]) == "F1 = MR1, F2 = MR3, F3 = MR2"
+    assert efa.factor_map(hs_fits["fa_minres_oblimin"], None)["latent"].isna().all()

@@ -45,7 +45,8 @@ __all__ = ["FitIndices", "EFAResult", "CongruenceResult", "fit_efa", "factor_sco
            "congruence", "factor_degrees_of_freedom", "max_factors", "item_descriptives", "low_msa_items",
            "sorted_loadings", "cross_loading_items", "loading_display", "loadings_long", "hypothesised_target",
            "true_loadings", "factor_map", "scores_table", "FactorNumberChoice", "choose_n_factors", "msa_label", "weak_items",
-           "ceiling_items", "variance_table"]
+           "ceiling_items", "variance_table", "item_correlations", "MsaDecision", "msa_decision", "load_truth",
+           "alias_note"]
 
 Method = Literal["minres", "ml", "pa"]
 RotationName = Literal["oblimin", "varimax", "promax", "none"]
@@ -880,18 +881,24 @@ def loadings_long(result: EFAResult) -> pd.DataFrame:
     return out.sort_values(["factor", "variable"], kind="stable").reset_index(drop=True)
 
 
-def hypothesised_target(codebook: pd.DataFrame, variables: list[str]) -> pd.DataFrame:
+def hypothesised_target(codebook: pd.DataFrame, variables: list[str], *,
+                        missing_ok: bool = False) -> pd.DataFrame | None:
     """0/1 target matrix (items x hypothesised factors) from the codebook column ``latent``.
+
+    Items without a hypothesised factor get a row of zeros. With ``missing_ok`` a codebook that gives
+    no hypothesis for any of ``variables`` returns None instead of raising.
 
     Raises
     ------
     AnalysisError
-        When none of ``variables`` has a hypothesised factor in the codebook.
+        When none of ``variables`` has a hypothesised factor in the codebook (and not ``missing_ok``).
     """
     cb = codebook.set_index("variable").reindex(variables)
     latent = cb["latent"]
     levels = [x for x in dict.fromkeys(latent.dropna()) if x]
     if not levels:
+        if missing_ok:
+            return None
         raise AnalysisError("the codebook gives no hypothesised factor (column 'latent') for the EFA items")
     return pd.DataFrame({lv: (latent == lv).astype(float).to_numpy() for lv in levels}, index=variables)
 
@@ -914,8 +921,15 @@ def true_loadings(truth: dict, variables: list[str]) -> pd.DataFrame:
     return frame.loc[variables].astype(float)
 
 
-def factor_map(result: EFAResult, target: pd.DataFrame) -> pd.DataFrame:
-    """The ``factor_map`` table: each factor (F1..), its best-matching target factor and the congruence."""
+def factor_map(result: EFAResult, target: pd.DataFrame | None) -> pd.DataFrame:
+    """The ``factor_map`` table: each factor (F1..), its best-matching target factor and the congruence.
+
+    Without a target (no hypothesis in the codebook) ``latent`` is empty and ``congruence`` NaN.
+    """
+    if target is None:
+        return pd.DataFrame({"factor": list(result.factor_ids), "latent": pd.array([None] * result.n_factors,
+                                                                                   dtype="string"),
+                             "congruence": np.full(result.n_factors, np.nan)})
     match = congruence(result.aliased("loadings"), target).best_match
     return match.rename(columns={"target": "latent"})[["factor", "latent", "congruence"]]
 
@@ -1015,3 +1029,85 @@ def variance_table(result: EFAResult) -> pd.DataFrame:
     out = result.aliased("variance").rename(index=keys)
     out.index.name = "statistic"
     return out.reset_index()
+
+
+def item_correlations(data: pd.DataFrame, *, corr: Literal["pearson", "polychoric"] = "pearson",
+                      missing: Literal["pairwise", "listwise"] = "pairwise") -> tuple[pd.DataFrame, int]:
+    """The correlation matrix :func:`fit_efa` would use for raw ``data``, and the number of respondents.
+
+    Same checks as :func:`fit_efa` (numeric, non-constant items); ``n_obs`` counts respondents with at
+    least one answer (complete cases with ``missing="listwise"``).
+    """
+    if corr not in ("pearson", "polychoric"):
+        raise AnalysisError(f"corr {corr!r} is not one of pearson, polychoric")
+    if missing not in ("pairwise", "listwise"):
+        raise AnalysisError(f"missing {missing!r} is not one of pairwise, listwise")
+    return _correlation_from_data(_numeric_items(data), corr, missing)
+
+
+@dataclass(frozen=True)
+class MsaDecision:
+    """Which items enter the factor analysis after the MSA check.
+
+    Attributes
+    ----------
+    kept
+        Items analysed (all items unless low-MSA items are dropped).
+    low
+        Items with MSA below the threshold.
+    dropped
+        Items removed (``low`` when dropping is configured, else empty).
+    text_key
+        Catalogue key of the sentence that reports the decision.
+    """
+
+    kept: list[str]
+    low: list[str]
+    dropped: list[str]
+    text_key: str
+
+
+def msa_decision(msa: pd.Series, *, min_msa: float, drop: bool) -> MsaDecision:
+    """Apply ``analysis.efa.min_msa`` / ``drop_low_msa``: report low-MSA items and drop them only if asked.
+
+    Raises
+    ------
+    AnalysisError
+        When dropping would leave fewer than 3 items.
+    """
+    low = low_msa_items(msa, min_msa)
+    dropped = low if drop else []
+    kept = [str(i) for i in msa.index if str(i) not in dropped]
+    if len(kept) < 3:
+        raise AnalysisError(f"dropping the items with MSA below {min_msa} ({', '.join(low)}) leaves "
+                            f"{len(kept)} item(s); a factor analysis needs at least 3")
+    key = "p_msa_ok" if not low else ("p_msa_low_dropped" if drop else "p_msa_low_kept")
+    return MsaDecision(kept, low, dropped, key)
+
+
+def load_truth(cfg) -> dict | None:
+    """The true generating parameters of a synthetic study (``data.truth``), or None for real studies.
+
+    Raises
+    ------
+    ConfigError
+        When the configuration names a truth file that does not exist or is not valid JSON.
+    """
+    import json
+
+    from ..errors import ConfigError
+
+    if not cfg.data.truth:
+        return None
+    path = cfg.resolve(cfg.data.truth, what="truth file")
+    if not path.is_file():
+        raise ConfigError(f"{cfg.source}: key data.truth: file {cfg.data.truth!r} not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
+
+
+def alias_note(result: EFAResult) -> str:
+    """``"F1 = MR1, F2 = MR3, F3 = MR2"``: the stable aliases and psych's names."""
+    return ", ".join(f"{alias} = {name}" for name, alias in result.alias.items())
