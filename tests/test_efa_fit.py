@@ -480,3 +480,17 @@ def test_item_correlations_and_alias_note(hs_items, hs_fits):
     assert_allclose(R.to_numpy(), np.corrcoef(hs_items.to_numpy(), rowvar=False), atol=1e-12)
     assert efa.alias_note(hs_fits["fa_minres_oblimin"]) == "F1 = MR1, F2 = MR3, F3 = MR2"
     assert efa.factor_map(hs_fits["fa_minres_oblimin"], None)["latent"].isna().all()
+
+
+def test_reliability_by_factor_matches_psych(hs_items, hs_fits, hs_reference):
+    if not hasattr(efa, "cronbach_alpha"):
+        pytest.skip("efa.reliability has not landed yet")
+    # F2 of the minres/oblimin solution holds x1, x2, x3 (x9's largest loading is on F3)
+    table = efa.reliability_by_factor(hs_fits["fa_minres_oblimin"], hs_items, cutoff=0.3).set_index("factor")
+    assert table.loc["F2", "items"] == "x3, x1, x2" and table.loc["F2", "n_items"] == 3
+    # psych::alpha(x[, c("x1","x2","x3")])$total$raw_alpha (R 4.2.2, psych 2.2.9)
+    assert_allclose(table.loc["F2", "alpha"], hs_reference["alpha_x1_x3"]["raw_alpha"], atol=1e-6)
+    # psych::omega(x[, c("x1","x2","x3")], nfactors=1)$omega.tot
+    assert_allclose(table.loc["F2", "omega"], hs_reference["omega_total_x1_x3_one_factor"], atol=TOL)
+    assert table.loc["F2", "ci_low"] < table.loc["F2", "alpha"] < table.loc["F2", "ci_high"]
+    assert table.loc["F1", "items"] == "x5, x4, x6" and table.loc["F1", "reversed"] == ""

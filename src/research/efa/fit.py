@@ -46,7 +46,7 @@ __all__ = ["FitIndices", "EFAResult", "CongruenceResult", "fit_efa", "factor_sco
            "sorted_loadings", "cross_loading_items", "loading_display", "loadings_long", "hypothesised_target",
            "true_loadings", "factor_map", "scores_table", "FactorNumberChoice", "choose_n_factors", "msa_label", "weak_items",
            "ceiling_items", "variance_table", "item_correlations", "MsaDecision", "msa_decision", "load_truth",
-           "alias_note"]
+           "alias_note", "reliability_by_factor"]
 
 Method = Literal["minres", "ml", "pa"]
 RotationName = Literal["oblimin", "varimax", "promax", "none"]
@@ -1111,3 +1111,42 @@ def load_truth(cfg) -> dict | None:
 def alias_note(result: EFAResult) -> str:
     """``"F1 = MR1, F2 = MR3, F3 = MR2"``: the stable aliases and psych's names."""
     return ", ".join(f"{alias} = {name}" for name, alias in result.alias.items())
+
+
+def reliability_by_factor(result: EFAResult, data: pd.DataFrame, *, cutoff: float = 0.3,
+                          ci: float = 0.95) -> pd.DataFrame:
+    """Cronbach's alpha and omega total of the items of each factor.
+
+    Each item goes to the factor of its largest absolute pattern loading if that loading reaches
+    ``cutoff``; items loading negatively on their factor are reversed (multiplied by -1, which leaves
+    alpha and omega otherwise unchanged). Uses :func:`research.efa.cronbach_alpha` (psych ``alpha``)
+    and :func:`research.efa.omega_total` (psych ``omega(x, nfactors = 1)``).
+
+    Returns
+    -------
+    DataFrame
+        ``factor`` (F1..), ``n_items``, ``items`` (comma-separated), ``reversed``, ``alpha``, ``ci_low``,
+        ``ci_high`` (Feldt interval at ``ci``), ``omega`` (NaN with fewer than 3 items; alpha NaN with
+        fewer than 2).
+    """
+    from .reliability import cronbach_alpha, omega_total
+
+    table = sorted_loadings(result, cutoff=cutoff)
+    X = _numeric_items(data[list(result.loadings.index)])
+    rows = []
+    for factor in result.factor_ids:
+        assigned = table[(table["primary"] == factor) & (table[factor].abs() >= cutoff)]
+        names = list(assigned.index)
+        negative = [v for v in names if assigned.loc[v, factor] < 0]
+        keyed = X[names].copy()
+        keyed[negative] = -keyed[negative]
+        alpha = omega = low = high = math.nan
+        if len(names) >= 2:
+            a = cronbach_alpha(keyed, ci=ci)
+            alpha, low, high = a.raw_alpha, a.ci_low, a.ci_high
+        if len(names) >= 3:
+            omega = omega_total(keyed).omega_total
+        rows.append({"factor": factor, "n_items": len(names), "items": ", ".join(names),
+                     "reversed": ", ".join(negative), "alpha": alpha, "ci_low": low, "ci_high": high,
+                     "omega": omega})
+    return pd.DataFrame(rows)
