@@ -262,6 +262,38 @@ def test_month_without_orders_is_a_gap_with_a_note():
     assert not res.chart.signals["month"].eq("2024-09").any()
 
 
+def _subgroups(stat, n=40):
+    months = [str(p) for p in pd.period_range("2024-01", periods=len(stat), freq="M")]
+    stat = np.asarray(stat, dtype=float)
+    return pd.DataFrame({"month": months, "n": np.where(np.isnan(stat), 0, n), "events": np.nan, "mean": stat,
+                         "statistic": stat, "value": stat})
+
+
+def test_sustained_shift_needs_three_flagged_months_in_a_row():
+    kpi = _kpi(**{**RESPONSE, "log_transform": False})
+    # baseline 10/11 alternating (centre 10.5, MR̄ 1, limits 10.5 ± 2.66); one outlier, then a lasting shift
+    stat = [10, 11] * 3 + [20, 10.5, 11, 10] + [20, 21, 20, 21]
+    chart = mon.control_chart(subgroups=_subgroups(stat), kpi=kpi, baseline_months=6)
+    assert chart.signals.loc[chart.signals["chart"] == "individuals", "month"].min() == "2024-07"
+    assert mon.sustained_shift_start(chart) == "2024-11"
+    assert mon.sustained_shift_start(chart, run=1) == "2024-07"
+    # a gap month inside the run is skipped, not a break
+    stat_gap = [10, 11] * 3 + [10.5, 20, np.nan, 21, 20]
+    chart = mon.control_chart(subgroups=_subgroups(stat_gap), kpi=kpi, baseline_months=6)
+    assert mon.sustained_shift_start(chart) == "2024-08"
+
+
+def test_thin_baseline_gets_a_note():
+    kpi = _kpi(**{**RESPONSE, "log_transform": False})
+    chart = mon.control_chart(subgroups=_subgroups([10, 11] * 5, n=4), kpi=kpi, baseline_months=6)
+    thin = [n for n in chart.notes if n.key == "thin_baseline"]
+    assert len(thin) == 1 and thin[0].values["n"] == 24
+    rate = _kpi(code="c", kind="rate", column="complaint", unit="share", target=0.08)
+    sub = _subgroups([0.02] * 8, n=50).assign(events=1.0)
+    chart = mon.control_chart(subgroups=sub, kpi=rate, baseline_months=6)  # 300 orders, p̄ = 0.02: 6 events
+    assert [n.key for n in chart.notes] == ["thin_baseline"]
+
+
 def test_kpi_without_target_has_status_no_target_and_a_note():
     kpi = _kpi(**{**RESPONSE, "target": None})
     res = mon.monitor_kpi(records=_records(), kpi=kpi, baseline_months=6)

@@ -39,6 +39,15 @@ Run rules (Western Electric Co. 1956, Statistical Quality Control Handbook, pp. 
     ``we3`` 4 of 5 consecutive points beyond 1 sigma on the same side; ``we4`` 8 consecutive points on
     the same side of the centre line. A signal is attached to the point that completes the pattern, and
     that point must itself be part of it. The moving-range chart is checked against its UCL (``we1``).
+Thin baselines
+    A baseline with fewer than 30 orders (XmR) or fewer than 10 expected events or non-events (p-chart,
+    ``Σn·min(p̄, 1-p̄)``) gives an imprecise centre line; the chart is still drawn, with a note that runs of
+    signals may then reflect the baseline rather than a change of the process.
+Shift detection
+    ``shift_detected_month`` is the first month after the baseline that begins a *sustained* shift:
+    ``SHIFT_RUN = 3`` consecutive plotted months flagged on the same side. With short baselines (6 months
+    give only 5 moving ranges) single false alarms are not rare, and one flagged month is an outlier, not
+    a shift; every signal is still listed, and ``first_signal_month`` is the first flagged month.
 Capability against the KPI target (the latest ``recent_months`` months, default 3)
     Times: the share of orders within the target and a Ppk-style index on the chart's scale,
     ``(T - mean) / (3·s)`` for an upper target (``direction: max``), ``(mean - T) / (3·s)`` for a lower
@@ -81,9 +90,13 @@ D4 = 3.267  # moving-range chart UCL = D4·MR̄ (n = 2)
 RULES = ("we1", "we2", "we3", "we4")
 STATUSES = ("on_target", "warning", "out_of_control", "no_target")
 ALL_GROUPS = "all"
+SHIFT_RUN = 3  # consecutive flagged months that make a sustained shift (module docstring)
+# Below these the baseline's centre line is too imprecise to trust runs of signals (a note says so):
+THIN_BASELINE_ORDERS = 30  # XmR: orders in the baseline months (rule of thumb n >= 30)
+THIN_BASELINE_EVENTS = 10  # p-chart: expected events (or non-events) in the baseline, n·min(p̄, 1 - p̄)
 STATUS_COLUMNS = ["stage", "kpi", "status", "mean", "target", "capability", "kind", "unit", "direction",
                   "chart", "n_orders", "share_within_target", "ppk", "recent_from", "recent_to",
-                  "signals_recent", "shift_detected_month", "note"]
+                  "signals_recent", "first_signal_month", "shift_detected_month", "note"]
 MONTHLY_COLUMNS = ["stage", "kpi", "group", "month", "n", "value", "statistic", "scale", "center", "lcl",
                    "ucl", "sigma", "z", "mr", "mr_center", "mr_ucl", "baseline", "signal"]
 SIGNAL_COLUMNS = ["stage", "kpi", "group", "month", "chart", "rule", "side", "baseline"]
@@ -183,6 +196,7 @@ class KPIMonitoring:
     status: str
     shift_detected_month: str | None
     notes: tuple[Note, ...]
+    first_signal_month: str | None = None
 
     @property
     def chart(self) -> ControlChart:
@@ -553,6 +567,9 @@ def control_chart(*, subgroups: pd.DataFrame, kpi: KPI, baseline_months: int, ru
             notes.append(Note("degenerate_limits", kpi.code, {"group": group}))
         # XmR limits do not widen for a month with few orders (unlike the p-chart), so say where that matters.
         n_orders = sub["n"].to_numpy()
+        if n_orders[baseline].sum() < THIN_BASELINE_ORDERS:
+            notes.append(Note("thin_baseline", kpi.code, {"group": group, "n": int(n_orders[baseline].sum()),
+                                                           "months": base_used}))
         typical = float(np.median(n_orders[has]))
         small = has & (n_orders < 0.5 * typical)
         if small.any():
@@ -572,6 +589,9 @@ def control_chart(*, subgroups: pd.DataFrame, kpi: KPI, baseline_months: int, ru
         center = float(lim["center"].iloc[0])
         if center in (0.0, 1.0):
             notes.append(Note("degenerate_limits", kpi.code, {"group": group}))
+        n_base = float(sub["n"].to_numpy()[baseline].sum())
+        if n_base * min(center, 1 - center) < THIN_BASELINE_EVENTS:
+            notes.append(Note("thin_baseline", kpi.code, {"group": group, "n": int(n_base), "months": base_used}))
         points = sub.assign(scale="identity", center=center, lcl=lim["lcl"].to_numpy(), ucl=lim["ucl"].to_numpy(),
                             sigma=lim["sigma"].to_numpy(), z=lim["z"].to_numpy(), mr=np.nan, mr_center=np.nan,
                             mr_ucl=np.nan, baseline=baseline)
@@ -654,13 +674,35 @@ def status_of(*, kpi: KPI, recent_signals: int, capability_index: float) -> str:
     return "on_target" if capability_index >= 1 else "warning"
 
 
+def sustained_shift_start(chart: ControlChart, *, run: int = SHIFT_RUN) -> str | None:
+    """First month after the baseline that starts a sustained shift, or None.
+
+    A sustained shift is ``run`` consecutive plotted months (gaps skipped) all flagged by a run rule on the
+    individuals / p chart on the same side of the centre line. One flagged month on its own is an outlier
+    (it is still listed among the signals), not a shift.
+    """
+    if run < 1:
+        raise AnalysisError(f"shift run = {run}; expected at least 1")
+    pts = chart.points.reset_index(drop=True)
+    plotted = pts.loc[(pts["n"] > 0) & ~pts["baseline"].astype(bool), "month"].to_numpy(dtype=object)
+    sig = chart.signals.loc[(chart.signals["chart"] != "moving_range") & ~chart.signals["baseline"]]
+    starts = []
+    for side in ("above", "below"):
+        flagged = np.isin(plotted, sig.loc[sig["side"] == side, "month"].to_numpy(dtype=object))
+        ends = np.flatnonzero(_window_count(flagged, run) >= run)
+        if ends.size:
+            starts.append(str(plotted[ends[0] - run + 1]))
+    return min(starts) if starts else None
+
+
 def monitor_kpi(*, records: pd.DataFrame, kpi: KPI, baseline_months: int, rules: Iterable[str] = RULES,
                 group_column: str | None = None, group_levels: Sequence[str] = (), by_group: bool = False,
-                recent_months: int = 3) -> KPIMonitoring:
-    """Charts, capability, status and first post-baseline signal of one KPI.
+                recent_months: int = 3, shift_run: int = SHIFT_RUN) -> KPIMonitoring:
+    """Charts, capability, status and shift detection of one KPI.
 
-    ``shift_detected_month`` is the first month after the baseline whose point on the all-clients chart
-    (individuals or p-chart) is flagged by a run rule, or None.
+    ``first_signal_month`` is the first month after the baseline flagged on the all-clients individuals /
+    p chart; ``shift_detected_month`` the start of the first sustained shift there
+    (:func:`sustained_shift_start` with ``run = shift_run``), or None.
     """
     if recent_months < 1:
         raise AnalysisError(f"recent_months = {recent_months}; expected at least 1")
@@ -692,12 +734,12 @@ def monitor_kpi(*, records: pd.DataFrame, kpi: KPI, baseline_months: int, rules:
     main_signals = main.signals.loc[main.signals["chart"] != "moving_range"]
     recent_count = int(main.signals["month"].isin(recent).sum())
     after = main_signals.loc[~main_signals["baseline"], "month"]
-    shift = str(after.min()) if len(after) else None
     if kpi.target is None:
         notes.append(Note("no_target", kpi.code))
     return KPIMonitoring(kpi=kpi, values=values, charts=tuple(charts), capability=cap,
                          status=status_of(kpi=kpi, recent_signals=recent_count, capability_index=cap.capability),
-                         shift_detected_month=shift, notes=tuple(notes))
+                         shift_detected_month=sustained_shift_start(main, run=shift_run),
+                         first_signal_month=str(after.min()) if len(after) else None, notes=tuple(notes))
 
 
 def monitor_kpis(*, records: pd.DataFrame | None, cfg: StudyConfig, baseline_months: int | None = None,
@@ -754,7 +796,8 @@ def kpi_status(*, records: pd.DataFrame | None, cfg: StudyConfig, baseline_month
 
     Columns ``stage, kpi, status, mean, target, capability`` (docs/architecture.md) followed by ``kind``,
     ``unit``, ``direction``, ``chart``, ``n_orders``, ``share_within_target``, ``ppk``, ``recent_from``,
-    ``recent_to``, ``signals_recent``, ``shift_detected_month`` and ``note`` (English text).
+    ``recent_to``, ``signals_recent``, ``first_signal_month``, ``shift_detected_month`` and ``note`` (English
+    text).
     """
     return monitor_kpis(records=records, cfg=cfg, baseline_months=baseline_months, by_group=by_group,
                         recent_months=recent_months).status
@@ -770,11 +813,12 @@ def _status_table(results: Sequence[KPIMonitoring]) -> pd.DataFrame:
                      "kind": k.kind, "unit": k.unit, "direction": k.direction, "chart": r.chart.kind,
                      "n_orders": cap.n_orders, "share_within_target": cap.share_within_target, "ppk": cap.ppk,
                      "recent_from": cap.months[0], "recent_to": cap.months[-1],
-                     "signals_recent": int(recent.sum()), "shift_detected_month": r.shift_detected_month,
+                     "signals_recent": int(recent.sum()), "first_signal_month": r.first_signal_month,
+                     "shift_detected_month": r.shift_detected_month,
                      "note": "; ".join(n.text("en") for n in r.notes if n.key in ("no_target", "gap_months"))})
     out = pd.DataFrame(rows, columns=STATUS_COLUMNS)
     for col in ("stage", "kpi", "status", "kind", "unit", "direction", "chart", "recent_from", "recent_to",
-                "shift_detected_month", "note"):
+                "first_signal_month", "shift_detected_month", "note"):
         out[col] = out[col].astype("string")
     for col in ("mean", "target", "capability", "share_within_target", "ppk"):
         out[col] = out[col].astype(float)
@@ -830,7 +874,8 @@ def results_summary(result: MonitoringResult) -> dict[str, Any]:
     """Key numbers for ``reports/<study>/results/monitoring.json`` (keys documented in docs/results.md).
 
     ``kpi_status``: {kpi: status}; ``signals``: {kpi: [{month, chart, rule, side, group}]} (all charts);
-    ``shift_detected_month``: {kpi: "YYYY-MM" or None}; plus ``baseline_months``, ``recent_months``,
+    ``shift_detected_month``: {kpi: start of the first sustained shift, "YYYY-MM" or None};
+    ``first_signal_month``: {kpi: first flagged month after the baseline or None}; plus ``baseline_months``, ``recent_months``,
     ``by_group``, ``n_kpis``, ``n_out_of_control``, ``skipped``.
     """
     signals = {r.kpi.code: [{"month": str(s.month), "chart": str(s.chart), "rule": str(s.rule),
@@ -839,6 +884,7 @@ def results_summary(result: MonitoringResult) -> dict[str, Any]:
     return {"kpi_status": {r.kpi.code: r.status for r in result.kpis},
             "signals": signals,
             "shift_detected_month": {r.kpi.code: r.shift_detected_month for r in result.kpis},
+            "first_signal_month": {r.kpi.code: r.first_signal_month for r in result.kpis},
             "capability": {r.kpi.code: r.capability.capability for r in result.kpis},
             "baseline_months": result.baseline_months, "recent_months": result.recent_months,
             "by_group": result.by_group, "n_kpis": len(result.kpis),
@@ -962,8 +1008,10 @@ def show_kpi(rep, k: KPIMonitoring) -> None:
         rep.table(signal_table(chart, lang))
     else:
         rep.paragraph("kpi_no_signals")
+    if k.first_signal_month:
+        rep.paragraph("kpi_first_signal", month=k.first_signal_month)
     if k.shift_detected_month:
-        rep.paragraph("kpi_shift", month=k.shift_detected_month)
+        rep.paragraph("kpi_shift", month=k.shift_detected_month, run=SHIFT_RUN)
     span = dict(first=cap.months[0], last=cap.months[-1], n=cap.n_orders)
     if kpi.target is None:
         rep.paragraph("kpi_capability_none", mean=cap.mean, unit=unit, **span)
@@ -998,6 +1046,7 @@ def status_display(status: pd.DataFrame, cfg: StudyConfig, lang: str) -> pd.Data
                          "capability": status["capability"].to_numpy(dtype=float),
                          "n_orders": status["n_orders"].to_numpy(dtype=int),
                          "signals_recent": status["signals_recent"].to_numpy(dtype=int),
+                         "first_signal_month": status["first_signal_month"].fillna("–").astype(str),
                          "shift_detected_month": status["shift_detected_month"].fillna("–").astype(str)})
 
 
