@@ -1,0 +1,252 @@
+"""HTML for people: the reports of the executed notebooks, their provenance, and the study's index page.
+
+Every page is self-contained and works offline from ``file://``: figures are inline PNG in the notebooks,
+and the nbconvert template ``templates/research`` is the JupyterLab look without the scripts the stock
+template loads from CDNs (require.js, MathJax, mermaid, the widget manager). Values that come from data,
+configuration or the command line are HTML-escaped; only catalogue text (``locales/pipeline.yaml``) is
+trusted markup.
+
+Two versions of each notebook are rendered (:func:`notebook_html`):
+
+* the **reviewer** report: outputs only, no code cells and no prompts;
+* the **full** report: code and outputs, for whoever checks how a number was computed.
+
+Both end with a provenance section (:func:`provenance_cell`): git commit and dirty flag, package and Python
+versions, SHA-256 of every input file, the notebook's parameters and its wall time. Run timestamps live
+here and in ``manifest.json``, never in the results JSON, so results stay byte-identical between runs.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import i18n
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+NBCONVERT_TEMPLATE = "research"
+INDEX_TEMPLATE = "study_index.html.j2"
+CATALOGUE = "pipeline"
+
+# Versions shown in every provenance section (distribution names as pip knows them).
+PROVENANCE_PACKAGES = (
+    "research", "numpy", "pandas", "scipy", "statsmodels", "factor-analyzer", "scikit-learn", "pingouin",
+    "matplotlib", "seaborn", "pyarrow", "pydantic", "pyyaml", "papermill", "nbconvert", "nbclient",
+    "nbformat", "ipykernel", "jupyter-client", "pyzmq",
+)
+# Environment variables that change numerical results or their order; shown when set.
+PROVENANCE_ENVIRONMENT = ("PYTHONHASHSEED", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def t(key: str, lang: str, **values: Any) -> str:
+    """Pipeline catalogue text (trusted markup; ``values`` escaped)."""
+    return i18n.text(CATALOGUE, key, lang, **values)
+
+
+# --- provenance ------------------------------------------------------------------------------------
+def git_state(root: Path) -> dict[str, Any] | None:
+    """``{"commit": <sha>, "dirty": bool}`` of the checkout at ``root``; ``None`` outside git.
+
+    Dirty means tracked files differ from the commit (untracked files do not count).
+    """
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=20, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(status.strip())}
+
+
+def package_versions(names: Iterable[str] = PROVENANCE_PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` (``"not installed"`` when absent), read without importing them."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def environment_provenance(root: Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The run-wide part of the provenance: git, Python, platform, package versions, environment."""
+    env = os.environ if env is None else env
+    return {
+        "git": git_state(root),
+        "python": f"{platform.python_version()} ({platform.python_implementation()}, {sys.executable})",
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "environment": {k: env[k] for k in PROVENANCE_ENVIRONMENT if k in env},
+    }
+
+
+def _code(value: Any) -> str:
+    return f"<code>{html.escape(str(value))}</code>"
+
+
+def _value(value: Any) -> str:
+    """A parameter value as it was passed (JSON notation), escaped."""
+    return _code(json.dumps(value, ensure_ascii=False, sort_keys=True))
+
+
+def provenance_html(prov: Mapping[str, Any], lang: str) -> str:
+    """The provenance table as one HTML block without blank lines (so Markdown keeps it as HTML).
+
+    ``prov`` holds the keys made by :func:`environment_provenance` plus, for a notebook, ``study``,
+    ``notebook``, ``package_sha256``, ``parameters``, ``inputs``, ``kernel`` and ``run``.
+    """
+    rows: list[tuple[str, str]] = []
+    git = prov.get("git")
+    if git:
+        state = t("git_dirty", lang) if git.get("dirty") else t("git_clean", lang)
+        rows.append((t("git_commit", lang), f"{_code(git.get('commit', ''))} ({state})"))
+    else:
+        rows.append((t("git_commit", lang), t("git_unknown", lang)))
+    if prov.get("study"):
+        rows.append((t("study_config", lang), f"{_code(prov['study']['path'])}<br>{_code(prov['study']['sha256'])}"))
+    if prov.get("notebook"):
+        nb = prov["notebook"]
+        rows.append((t("notebook_source", lang), f"{_code(nb['path'])}<br>{_code(nb['sha256'])}"))
+    if prov.get("package_sha256"):
+        rows.append((t("package_source", lang), _code(prov["package_sha256"])))
+    if "parameters" in prov:
+        params = prov["parameters"] or {}
+        shown = "<br>".join(f"{_code(k)} = {_value(v)}" for k, v in sorted(params.items()))
+        rows.append((t("parameters", lang), shown or t("no_parameters", lang)))
+    if prov.get("inputs"):
+        lines = [f"{_code(f['path'])}: {_code(f['sha256']) if f.get('sha256') else t('file_missing', lang)}"
+                 for f in prov["inputs"]]
+        rows.append((t("input_files", lang), "<br>".join(lines)))
+    rows.append((t("python", lang), html.escape(str(prov.get("python", "")))))
+    rows.append((t("platform", lang), html.escape(str(prov.get("platform", "")))))
+    if prov.get("kernel"):
+        rows.append((t("kernel", lang), _code(prov["kernel"])))
+    packages = prov.get("packages") or {}
+    rows.append((t("packages", lang), ", ".join(f"{html.escape(k)}&nbsp;{html.escape(v)}"
+                                                 for k, v in packages.items())))
+    if prov.get("environment"):
+        rows.append((t("environment", lang), ", ".join(f"{_code(k)}={_code(v)}"
+                                                     for k, v in sorted(prov["environment"].items()))))
+    run = prov.get("run")
+    if run:
+        rows.append((t("started", lang), html.escape(str(run.get("started", "")))))
+        if run.get("wall_time") is not None:
+            seconds = i18n.fmt_number(float(run["wall_time"]), 1, lang)
+            rows.append((t("wall_time", lang), t("seconds", lang, value=seconds)))
+        rows.append((t("run_status", lang), html.escape(str(run.get("status", "")))))
+    body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<table class="research-provenance"><tbody>{body}</tbody></table>'
+
+
+def provenance_cell(prov: Mapping[str, Any], lang: str) -> dict[str, Any]:
+    """A Markdown cell (nbformat v4 dict) with the provenance section, tagged ``provenance``."""
+    markup = (f'<div class="research-provenance-section" id="provenance"><h2>{t("provenance", lang)}</h2>'
+              f'<p>{t("provenance_intro", lang)}</p>{provenance_html(prov, lang)}</div>')
+    return {"cell_type": "markdown", "metadata": {"tags": ["provenance"]}, "source": markup}
+
+
+# --- notebook reports -------------------------------------------------------------------------------
+def notebook_html(nb: Any, *, reviewer: bool, title: str, lang: str = "en",
+                  nav: Sequence[Mapping[str, str]] = ()) -> str:
+    """Render an executed notebook (``nbformat.NotebookNode``) to one self-contained HTML page.
+
+    Parameters
+    ----------
+    nb
+        The executed notebook.
+    reviewer
+        ``True``: no code cells and no prompts (``exclude_input``, ``exclude_input_prompt``,
+        ``exclude_output_prompt``); ``False``: code, prompts and outputs.
+    title
+        The page title (escaped by the template).
+    lang
+        ISO 639-1 code for ``<html lang>``.
+    nav
+        Links shown above the report (``{"href", "label"}``; escaped).
+    """
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        template_name=NBCONVERT_TEMPLATE, extra_template_basedirs=[str(TEMPLATES)],
+        exclude_input=reviewer, exclude_input_prompt=reviewer, exclude_output_prompt=reviewer,
+        embed_images=True, language_code=lang, mathjax_url="", require_js_url="", widget_renderer_url="",
+    )
+    resources = {"metadata": {"name": title}, "research_nav": [dict(item) for item in nav]}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    return body
+
+
+# --- study index --------------------------------------------------------------------------------------
+def _fmt_result(value: Any, lang: str) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return i18n.fmt_number(value, 0, lang)
+    if isinstance(value, float):
+        digits = 4 if abs(value) < 1 else 3
+        return i18n.fmt_number(value, digits, lang)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        if len(value) <= 8 and all(v is None or isinstance(v, str | int | float | bool) for v in value):
+            return ", ".join(_fmt_result(v, lang) for v in value)
+        return f"[{len(value)}]"
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)[:200]
+
+
+def flatten_results(results: Mapping[str, Any], lang: str = "en", *, max_depth: int = 3,
+                    max_rows: int = 200) -> list[tuple[str, str]]:
+    """Key results as ``(dotted key, formatted value)`` rows for the index (nested dicts flattened)."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any, depth: int) -> None:
+        if isinstance(value, Mapping) and depth < max_depth and value:
+            for k in sorted(value, key=str):
+                walk(f"{prefix}.{k}" if prefix else str(k), value[k], depth + 1)
+        else:
+            rows.append((prefix, _fmt_result(value, lang)))
+
+    walk("", dict(results), 0)
+    return rows[:max_rows]
+
+
+def render_index(*, title: str, company: str, synthetic: bool, lang: str, date: str,
+                 notebooks: Sequence[Mapping[str, Any]], provenance: Mapping[str, Any]) -> str:
+    """The study's ``index.html``.
+
+    ``notebooks`` rows carry ``number``, ``title``, ``short``, ``status`` (``ok``, ``failed``,
+    ``skipped``, ``missing`` or ``never``), ``detail``, ``wall_time`` (seconds or ``None``), ``finished``,
+    ``links`` (``{"href", "label"}``), ``stale``, ``results`` (mapping) and ``warnings`` (list).
+    """
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    catalogue_keys = i18n.catalogue(CATALOGUE).keys()
+    texts = {k: t(k, lang, date=date) if k == "index_intro" else i18n.label(CATALOGUE, k, lang)
+             for k in catalogue_keys}
+    rows = []
+    for nb in notebooks:
+        wall = nb.get("wall_time")
+        rows.append({
+            "number": nb["number"], "title": nb["title"], "short": nb["short"], "status": nb["status"],
+            "status_text": i18n.label(CATALOGUE, f"status_{nb['status']}", lang), "detail": nb.get("detail") or "",
+            "wall_time": t("seconds", lang, value=i18n.fmt_number(float(wall), 1, lang)) if wall is not None else "–",
+            "finished": nb.get("finished") or "–", "links": nb.get("links") or [], "stale": bool(nb.get("stale")),
+            "results": flatten_results(nb.get("results") or {}, lang), "warnings": list(nb.get("warnings") or []),
+        })
+    template = env.get_template(INDEX_TEMPLATE)
+    return template.render(title=title, company=company, synthetic=synthetic, lang=lang, t=texts,
+                           notebooks=rows, provenance_html=provenance_html(provenance, lang))
