@@ -67,7 +67,9 @@ class StudyPaths:
 
     @property
     def reports(self) -> Path:
-        return REPORTS / self.study_id
+        # `research run -p language=lt` renders a second language beside the first (reports/<id>-lt); the
+        # pipeline tells its kernels so through RESEARCH_REPORTS_SUFFIX (unset: reports/<id>).
+        return REPORTS / f"{self.study_id}{os.environ.get('RESEARCH_REPORTS_SUFFIX', '')}"
 
     @property
     def results(self) -> Path:
