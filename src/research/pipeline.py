@@ -707,7 +707,8 @@ class _Runner:
                 "study": {"path": self.facts.relative, "sha256": self.files.get(self.facts.relative)},
                 "notebook": {"path": _rel(plan.path, paths.PROJECT_ROOT), "sha256": sha256_file(plan.path)},
                 "package_sha256": self.pkg, "parameters": plan.params,
-                "inputs": [{"path": k, "sha256": v} for k, v in self.files.items()],
+                "inputs": [{"path": k, "sha256": v} for k, v in self.files.items()]
+                + [{"path": k, "sha256": v} for outputs in plan.inputs["upstream"].values() for k, v in outputs.items()],
                 "kernel": paths.KERNEL_NAME, "run": {"started": started.isoformat(timespec="milliseconds")}}
         spec = {"input": str(plan.path), "executed": str(layout.executed(node)),
                 "reviewer_html": str(layout.reviewer_html(node)), "full_html": str(layout.full_html(node)),
