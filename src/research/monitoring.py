@@ -115,12 +115,15 @@ class Note:
     kpi: str
     values: Mapping[str, Any] = field(default_factory=dict)
 
-    def text(self, lang: str = "en") -> str:
+    def text(self, lang: str = "en", group_labels: Mapping[str, str] | None = None) -> str:
+        """The note in ``lang``; ``group_labels`` (``cfg.group_labels(lang)``) names the client groups."""
         from . import i18n
 
         values = dict(self.values)
         if values.get("group") == ALL_GROUPS:
             values["group"] = i18n.label("monitoring", "all_clients", lang)
+        elif "group" in values and group_labels:
+            values["group"] = group_labels.get(values["group"], values["group"])
         return i18n.text("monitoring", f"note_{self.key}", lang, kpi=self.kpi, **values)
 
 
@@ -963,11 +966,15 @@ def signal_table(chart: ControlChart, lang: str) -> pd.DataFrame:
         return i18n.label("monitoring", key, lang)
 
     s = chart.signals
-    return pd.DataFrame({"month": s["month"].astype(str),
+    if s.empty:
+        return pd.DataFrame(columns=["month", "chart", "side", "rule", "baseline"])
+    rows = (s.assign(rule=[lab(f"rule_{r}") for r in s["rule"]])
+            .groupby(["month", "chart", "side", "baseline"], sort=True)["rule"].agg("; ".join).reset_index())
+    return pd.DataFrame({"month": rows["month"].astype(str),
                          "chart": [lab("moving_range") if c == "moving_range" else lab("individuals")
-                                   for c in s["chart"]],
-                         "rule": [lab(f"rule_{r}") for r in s["rule"]], "side": [lab(x) for x in s["side"]],
-                         "baseline": [lab("baseline") if b else "" for b in s["baseline"]]})
+                                   for c in rows["chart"]],
+                         "side": [lab(x) for x in rows["side"]], "rule": rows["rule"].astype(str),
+                         "baseline": [lab("baseline") if b else "" for b in rows["baseline"]]})
 
 
 def show_kpi(rep, k: KPIMonitoring) -> None:
@@ -983,26 +990,20 @@ def show_kpi(rep, k: KPIMonitoring) -> None:
     if kpi.target is None:
         rep.paragraph("kpi_no_target")
     else:
-        rep.paragraph(f"kpi_target_{kpi.direction}", target=rep.num(kpi.target, 2 if kpi.unit == "share" else 1),
-                      unit="" if kpi.unit == "share" else unit)
+        target = rep.num(kpi.target, 2) if kpi.unit == "share" else f"{rep.num(kpi.target, 1)} {unit}"
+        rep.paragraph(f"kpi_target_{kpi.direction}", target=target)
     first, last = chart.baseline_months[0], chart.baseline_months[-1]
     pts = chart.points
     if chart.kind == "xmr":
         rep.paragraph("kpi_limits_xmr", first=first, last=last, center=_display_scale(chart, chart.center),
                       lcl=_display_scale(chart, float(pts["lcl"].iloc[0])),
                       ucl=_display_scale(chart, float(pts["ucl"].iloc[0])),
-                      mr=float(pts["mr_center"].iloc[0]), mr_ucl=float(pts["mr_ucl"].iloc[0]),
+                      mr=rep.num(float(pts["mr_center"].iloc[0]), 3), mr_ucl=rep.num(float(pts["mr_ucl"].iloc[0]), 3),
+                      mr_scale=rep.label("ln_units") if chart.scale == "log" else "",
                       scale_note=rep.label("log_scale_note") if chart.scale == "log" else "")
     else:
         rep.paragraph("kpi_limits_p", first=first, last=last, center=rep.num(chart.center, 3))
     rep.figure(plots.control_chart_figure(chart, kpi=kpi, lang=lang))
-    groups = [c for c in k.charts if c.group != ALL_GROUPS]
-    if groups:
-        rep.heading("group_charts_heading", level=4)
-        names = rep.cfg.group_labels(lang)
-        for c in groups:
-            rep.figure(plots.control_chart_figure(c, kpi=kpi, lang=lang,
-                                                  title=f"{kpi.name(lang)} — {names.get(c.group, c.group)}"))
     if len(chart.signals):
         rep.paragraph("kpi_signals")
         rep.table(signal_table(chart, lang))
@@ -1022,8 +1023,15 @@ def show_kpi(rep, k: KPIMonitoring) -> None:
         rep.paragraph("kpi_capability_rate", mean=rep.num(cap.mean, 3), target=rep.num(kpi.target, 3),
                       cap=cap.capability, **span)
     rep.paragraph("kpi_status_line", status=status_label(k.status, lang))
+    names = rep.cfg.group_labels(lang)
     for note in k.notes:
-        rep.callout(note.text(lang), kind="info")
+        rep.callout(note.text(lang, group_labels=names), kind="info")
+    groups = [c for c in k.charts if c.group != ALL_GROUPS]
+    if groups:
+        rep.heading("group_charts_heading", level=4)
+        for c in groups:
+            rep.figure(plots.control_chart_figure(c, kpi=kpi, lang=lang,
+                                                  title=f"{kpi.name(lang)} — {names.get(c.group, c.group)}"))
 
 
 def show_kpis(rep, result: MonitoringResult) -> None:

@@ -113,7 +113,7 @@ def control_chart_figure(chart: ControlChart, *, kpi: KPI, lang: str = "en", tit
                Line2D([], [], ls="", marker="o", mfc="none", mec=SIGNAL_COLOUR, label=_t("fig_signal", lang))]
     if kpi.target is not None:
         handles.append(Line2D([], [], color="#029e73", ls=":", label=_t("fig_target", lang)))
-    ax.legend(handles=handles, fontsize=7, ncols=3, loc="upper left", frameon=True)
+    fig.legend(handles=handles, fontsize=7, ncols=len(handles), loc="outside lower center", frameon=False)
     group = "" if chart.group == "all" else f" — {chart.group}"
     ax.set_title(title or f"{kpi.name(lang)}{group}")
     if ax_mr is not None:
@@ -127,6 +127,7 @@ def control_chart_figure(chart: ControlChart, *, kpi: KPI, lang: str = "en", tit
         ax_mr.set_ylabel(_t("fig_mr", lang) + (" (ln)" if log else ""))
         ax_mr.set_ylim(bottom=0)
         _month_axis(ax_mr, months, lang)
+        fig.align_ylabels([ax, ax_mr])
     else:
         _month_axis(ax, months, lang)
     return fig
