@@ -40,7 +40,8 @@ __all__ = [
     "comment_table", "key_results", "rating_items", "pairwise_mann_whitney", "Labels", "display_labels",
     "variables_of", "n_by_group", "group_sizes", "compare_items", "stage_scores", "compare_stages",
     "comparison_view", "ipa_view", "load_factor_scores", "satisfaction_model", "odds_ratio_record",
-    "profile_counts", "gap_record", "profile_view", "describe_view",
+    "profile_counts", "gap_record", "profile_view", "profile_tests_view", "describe_view", "pairwise_view", "SurveyAnalysis", "analyse_study", "has_gaps",
+    "ordinal_view", "reading", "key_numbers", "write_tables",
 ]
 
 RATING_TYPES = ("importance", "performance", "outcome")
@@ -548,7 +549,7 @@ def describe_items(data: pd.DataFrame, codebook: pd.DataFrame, *, by: str | None
             "variable": items, "group": label, "n": n.to_numpy(), "missing": sub.isna().sum().to_numpy(),
             "mean": sub.mean().to_numpy(), "sd": sub.std(ddof=1).to_numpy(), "median": q.loc[0.5].to_numpy(),
             "q1": q.loc[0.25].to_numpy(), "q3": q.loc[0.75].to_numpy(),
-            "top2_pct": (sub.ge(top, axis=1).where(sub.notna()).sum() / n.replace(0, np.nan) * 100).to_numpy(),
+            "top2_pct": (sub.ge(top, axis=1).sum().astype("float64") / n.replace(0, np.nan) * 100).to_numpy(dtype=float),
         })
         if kinds is not None:
             k = kinds[mask[kinds["_row"].to_numpy()]]
@@ -1114,15 +1115,16 @@ def profile_table(data: pd.DataFrame, group: str, column: str, *, levels: Sequen
         frames = []
         answered = raw.notna() & g.isin(levels).fillna(False)
         for name, flag in ind.items():
-            counts = flag[answered].eq("yes").groupby(g[answered]).sum().reindex(levels, fill_value=0)
+            counts = flag[answered].eq("yes").groupby(g[answered].rename("group")).sum().reindex(levels, fill_value=0)
             frames.append(pd.DataFrame({"category": name.split(": ", 1)[1], "group": levels,
                                         "count": counts.to_numpy()}))
         long = pd.concat(frames, ignore_index=True)
-        totals = long["group"].map(answered.groupby(g[answered]).sum().reindex(levels, fill_value=0))
+        totals = long["group"].map(answered.groupby(g[answered].rename("group")).sum().reindex(levels, fill_value=0))
     else:
         values = _as_str_groups(raw)
         keep = g.isin(levels).fillna(False) & values.notna()
-        ct = pd.crosstab(values[keep], g[keep]).reindex(columns=levels, fill_value=0)
+        ct = pd.crosstab(values[keep].rename("category"), g[keep].rename("group")).reindex(columns=levels,
+                                                                                            fill_value=0)
         if kind == "numeric" or pd.api.types.is_numeric_dtype(raw):
             ct = ct.loc[sorted(ct.index, key=lambda v: float(v))]
         long = ct.stack().rename("count").reset_index()
@@ -1182,7 +1184,8 @@ def profile_by_group(data: pd.DataFrame, group: str, columns: Sequence[str], *,
             continue
         values = _as_str_groups(raw)
         keep = g.isin(levels).fillna(False) & values.notna()
-        ct = pd.crosstab(values[keep], g[keep]).reindex(columns=levels, fill_value=0)
+        ct = pd.crosstab(values[keep].rename("category"), g[keep].rename("group")).reindex(columns=levels,
+                                                                                            fill_value=0)
         row["n"] = int(keep.sum())
         if ct.shape[0] < 2 or (ct.sum(axis=0) > 0).sum() < 2:
             row["note"] = f"{ct.shape[0]} observed categor{'y' if ct.shape[0] == 1 else 'ies'}; at least two categories in two groups needed"
@@ -1326,14 +1329,13 @@ def n_by_group(data: pd.DataFrame, spec: GroupSpec | None) -> dict[str, int]:
 
 
 def group_sizes(data: pd.DataFrame, spec: GroupSpec | None, labels: Labels) -> pd.DataFrame:
-    """``group, label, n, percent`` per level and ``all`` (respondents outside the levels count in ``all``)."""
+    """``group`` (display label), ``n``, ``percent`` per level and ``all`` (respondents outside the levels
+    count in ``all`` only)."""
     counts = n_by_group(data, spec)
     total = counts["all"]
-    out = pd.DataFrame({"group": list(counts), "label": [labels.groups.get(k, k) for k in counts],
-                        "n": list(counts.values())})
+    out = pd.DataFrame({"group": [labels.groups.get(k, k) for k in counts], "n": list(counts.values())})
     out["percent"] = out["n"] / total * 100 if total else np.nan
     out["group"] = out["group"].astype("string")
-    out["label"] = out["label"].astype("string")
     return out
 
 
@@ -1402,7 +1404,8 @@ def comparison_view(table: pd.DataFrame, spec: GroupSpec, labels: Labels, *, lan
     """The columns of a comparison table worth reading, with item labels and group names in the headers.
 
     Two groups: ``label, n, median, mean`` per group, ``U, p, r_rb [CI], g, p_adj, note``. More groups:
-    ``label, n, H, p, epsilon_squared, p_adj, note`` and the medians per group. p-value columns keep their
+    ``label, n, H, p, epsilon_squared, p_adj, note`` and the medians per group. With a ``type`` column
+    (:func:`compare_items`) the item type comes first, named in the report language. p-value columns keep their
     names (``p``, ``p_adj``) so the reporter formats them as p-values.
     """
     from . import i18n
@@ -1414,7 +1417,9 @@ def comparison_view(table: pd.DataFrame, spec: GroupSpec, labels: Labels, *, lan
         return i18n.text("survey", key, lang, group=spec.labels.get(level, level))
 
     out = pd.DataFrame({"label": [labels.items.get(v, v) for v in t["variable"]]}, index=t.index)
-    if "test" in t.columns and (t["test"] == "kruskal_wallis").any():
+    if "type" in t.columns and t["type"].notna().any():
+        out.insert(0, "type", [pd.NA if pd.isna(k) else i18n.label("survey", f"type_{k}", lang) for k in t["type"]])
+    if spec.many:
         out["n"] = t["n"]
         for lv in spec.levels:
             out[head("col_median_of", lv)] = t[f"median_{lv}"]
@@ -1432,6 +1437,15 @@ def comparison_view(table: pd.DataFrame, spec: GroupSpec, labels: Labels, *, lan
                 out[c] = t[c]
     out["note"] = t["note"]
     return out
+
+
+def pairwise_view(pairwise: pd.DataFrame, spec: GroupSpec, labels: Labels) -> pd.DataFrame:
+    """:func:`pairwise_mann_whitney` for reading: item and group labels instead of codes."""
+    out = pairwise.copy()
+    out.insert(0, "label", [labels.items.get(v, v) for v in out["variable"]])
+    for col in ("group_1", "group_2"):
+        out[col] = [spec.labels.get(g, g) for g in out[col]]
+    return out.drop(columns=["variable"])
 
 
 def ipa_view(table: pd.DataFrame, labels: Labels, *, stage_level: bool = False) -> pd.DataFrame:
@@ -1529,8 +1543,262 @@ def profile_view(counts: pd.DataFrame, spec: GroupSpec, *, lang: str = "en") -> 
     return counts.rename(columns=names)
 
 
-def describe_view(described: pd.DataFrame, labels: Labels) -> pd.DataFrame:
-    """:func:`describe_items` rows for reading: item label first, the quartiles left out."""
-    out = described.drop(columns=["q1", "q3"]).copy()
+def profile_tests_view(tests: pd.DataFrame, *, lang: str = "en") -> pd.DataFrame:
+    """:func:`profile_by_group` with the test and effect-measure codes named in the report language."""
+    from . import i18n
+
+    out = tests.copy()
+    for col in ("test", "effect_name"):
+        out[col] = [pd.NA if pd.isna(v) else i18n.label("survey", f"name_{v}", lang) for v in out[col]]
+    return out
+
+
+def describe_view(described: pd.DataFrame, labels: Labels, *, group: str | None = "all") -> pd.DataFrame:
+    """:func:`describe_items` rows of one ``group`` (default ``all``) for reading: item label first, the
+    quartiles left out."""
+    rows = described if group is None else described[described["group"] == group]
+    out = rows.drop(columns=["q1", "q3"] + (["group"] if group is not None else [])).reset_index(drop=True)
     out.insert(0, "label", [labels.items.get(v, v) for v in out["variable"]])
     return out.drop(columns=["variable", "type", "stage", "factor"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Study level: config in, notebook-ready tables out
+# --------------------------------------------------------------------------------------------------
+ITEM_COMPARISON_COLUMNS = ["variable", "type", "stage", "factor", "test", "group_1", "group_2", "n_1", "n_2",
+                           "median_1", "median_2", "mean_1", "mean_2", "U", "p", "u_method", "r_rb",
+                           "r_rb_ci_low", "r_rb_ci_high", "t", "df", "p_t", "g", "g_ci_low", "g_ci_high",
+                           "p_holm", "p_bh", "p_adj", "note"]
+
+
+@dataclass(frozen=True)
+class SurveyAnalysis:
+    """Everything the survey notebook shows; ``None`` parts are skipped (no grouping, no importance items,
+    no factor scores, no outcome or comment variable).
+
+    ``tables`` holds the processed tables of the data contract (``item_comparison``, ``ipa_items``,
+    ``ipa_stages``). They always use the study config's grouping, so the model notebook can rely on them
+    even when this run compared another group column (the ``group_column``/``levels`` overrides).
+    """
+
+    spec: GroupSpec | None
+    labels: Labels
+    alpha: float
+    correction: str
+    n_by_group: dict[str, int]
+    group_sizes: pd.DataFrame
+    descriptives: pd.DataFrame
+    likert: pd.DataFrame
+    tables: Mapping[str, pd.DataFrame | None]
+    ipa_items: pd.DataFrame | None = None
+    ipa_stages: pd.DataFrame | None = None
+    profile_tests: pd.DataFrame | None = None
+    profile_counts: pd.DataFrame | None = None
+    items: GroupComparison | None = None
+    stages: GroupComparison | None = None
+    factor_scores: pd.DataFrame | None = None
+    ordinal: OrdinalRegression | None = None
+    comment_counts: pd.DataFrame | None = None
+    comments: pd.DataFrame | None = None
+    n_comments: int | None = None
+
+
+def has_gaps(codebook: pd.DataFrame) -> bool:
+    """True when some factor has both an importance and a performance item (gaps can be computed)."""
+    imp = set(codebook.loc[codebook["type"] == "importance", "factor"].dropna())
+    perf = set(codebook.loc[codebook["type"] == "performance", "factor"].dropna())
+    return bool(imp & perf)
+
+
+def _contract_tables(responses: pd.DataFrame, codebook: pd.DataFrame, spec: GroupSpec | None,
+                     correction: str) -> dict[str, pd.DataFrame | None]:
+    column, lv = (spec.column, spec.levels) if spec else (None, None)
+    out: dict[str, pd.DataFrame | None] = {
+        "item_comparison": compare_items(responses, spec, codebook, correction=correction).table if spec else None,
+        "ipa_items": None, "ipa_stages": None}
+    if has_gaps(codebook):
+        out["ipa_items"] = ipa_gaps(responses, codebook, group=column, levels=lv, correction=correction)
+        out["ipa_stages"] = ipa_stage_gaps(responses, codebook, group=column, levels=lv, correction=correction)
+    return out
+
+
+def analyse_study(cfg: Any, data: Any = None, *, group_column: str | None = None,
+                  levels: Sequence[Any] | None = None) -> SurveyAnalysis:
+    """Run every survey analysis of a study with its configured settings.
+
+    Parameters
+    ----------
+    cfg
+        The study configuration: ``analysis.alpha``, ``analysis.survey.correction``, ``analysis.seed``
+        (Monte-Carlo p of sparse profile tables), the group and the codebook.
+    data
+        The study's processed data (default ``research.data.load_processed(cfg)``); uses its ``survey``
+        and, when present, ``survey_missing`` tables.
+    group_column, levels
+        Override the config's group column and levels (see :func:`group_spec`) for what is shown; without
+        any group column the comparisons are left out and descriptives and gaps are given for all
+        respondents.
+    """
+    from . import i18n
+
+    if data is None:
+        from .data import load_processed
+
+        data = load_processed(cfg)
+    responses = getattr(data, "survey", None)
+    if responses is None or len(responses) == 0:
+        raise AnalysisError(f"study {cfg.study.id!r}: the processed survey table is empty or missing; "
+                            "run `research prepare` first")
+    missing = getattr(data, "survey_missing", None)
+    codebook = cfg.codebook_table
+    spec = group_spec(cfg, responses, column=group_column, levels=levels)
+    config_spec = group_spec(cfg, responses)
+    lang = cfg.language
+    labels = display_labels(cfg, spec, all_label=i18n.label("survey", "all_respondents", lang))
+    type_names = {k: i18n.label("common", k, lang) for k in ("importance", "performance")}
+    stage_items = {f"{k}_{s}": f"{type_names[k]}: {name}" for k in type_names for s, name in labels.stages.items()}
+    labels = Labels(items={**labels.items, **stage_items}, factors=labels.factors, stages=labels.stages,
+                    groups=labels.groups)
+    a = cfg.analysis
+    correction = a.survey.correction
+    column = spec.column if spec else None
+    lv = spec.levels if spec else None
+    perf_items = [v for v in variables_of(codebook, "performance") if v in responses.columns]
+    parts: dict[str, Any] = {
+        "descriptives": describe_items(responses, codebook, by=column, levels=lv,
+                                       missing=missing if missing is not None and len(missing) else None),
+        "likert": likert_percentages(responses, codebook, perf_items or rating_items(codebook), group=column,
+                                     levels=lv),
+    }
+    if has_gaps(codebook):
+        parts["ipa_items"] = ipa_gaps(responses, codebook, group=column, levels=lv, correction=correction)
+        parts["ipa_stages"] = ipa_stage_gaps(responses, codebook, group=column, levels=lv, correction=correction)
+    profile = [v for v in variables_of(codebook, "profile") if v in responses.columns and v != column]
+    if spec is not None:
+        parts["items"] = compare_items(responses, spec, codebook, correction=correction)
+        parts["stages"] = compare_stages(responses, spec, codebook, correction=correction)
+        if profile:
+            parts["profile_tests"] = profile_by_group(responses, spec.column, profile, levels=spec.levels,
+                                                      seed=a.seed)
+            parts["profile_counts"] = profile_counts(responses, spec, profile)
+        scores = load_factor_scores(cfg)
+        if scores is not None and spec.column in scores.columns:
+            parts["factor_scores"] = compare_factor_scores(scores, spec.column, levels=spec.levels,
+                                                           correction=correction)
+    staged_perf = codebook[(codebook["type"] == "performance") & codebook["stage"].notna()]
+    if variables_of(codebook, "outcome") and len(staged_perf):
+        parts["ordinal"] = satisfaction_model(responses, codebook, spec)
+    comment_vars = [v for v in variables_of(codebook, "comment") if v in responses.columns]
+    if comment_vars:
+        counts = comment_counts(responses, comment_vars[0], group=column, levels=lv)
+        comments = comment_table(responses, comment_vars[0], group=column, id_column=_id_column(codebook, responses))
+        parts["n_comments"] = int(counts["comments"].iloc[-1])  # the last row is "all"
+        parts["comment_counts"] = counts.assign(group=counts["group"].map(lambda v: labels.groups.get(v, v)))
+        parts["comments"] = comments.assign(group=comments["group"].map(lambda v: labels.groups.get(v, v)))
+    if spec == config_spec or (spec is not None and config_spec is not None
+                               and (spec.column, spec.levels) == (config_spec.column, config_spec.levels)):
+        tables = {"item_comparison": parts["items"].table if spec else None,
+                  "ipa_items": parts.get("ipa_items"), "ipa_stages": parts.get("ipa_stages")}
+    else:
+        tables = _contract_tables(responses, codebook, config_spec, correction)
+    return SurveyAnalysis(spec=spec, labels=labels, alpha=a.alpha, correction=correction,
+                          n_by_group=n_by_group(responses, spec), group_sizes=group_sizes(responses, spec, labels),
+                          tables=tables, **parts)
+
+
+def ordinal_view(model: OrdinalRegression, labels: Labels, spec: GroupSpec | None = None) -> pd.DataFrame:
+    """The coefficients of :func:`satisfaction_model` for reading: stage codes replaced by the stage names
+    and group dummies (``<column><level>``) by the group labels."""
+    names = dict(labels.stages)
+    if spec is not None:
+        names.update({f"{spec.column}{lv}": labels.groups.get(lv, lv) for lv in spec.levels})
+    coef = model.table[model.table["kind"] == "coefficient"].copy()
+    coef["term"] = [names.get(t, t) for t in coef["term"]]
+    return coef[["term", "estimate", "se", "p", "odds_ratio", "ci_low", "ci_high"]].reset_index(drop=True)
+
+
+def reading(analysis: SurveyAnalysis, lang: str = "en") -> dict[str, Any]:
+    """Values for the notebook's narrative (``rep.paragraph(key, **values)``)."""
+    from . import i18n
+
+    out: dict[str, Any] = {"n": analysis.n_by_group["all"], "alpha": analysis.alpha,
+                           "correction": i18n.label("survey", f"corr_{analysis.correction}", lang),
+                           "column": analysis.spec.column if analysis.spec else ""}
+    if analysis.items is not None:
+        t = analysis.items.table
+        sig = t.loc[t["p_adj"].lt(analysis.alpha).fillna(False), "variable"]
+        out.update(n_sig=int(sig.size), n_items=int(len(t)),
+                   items=", ".join(analysis.labels.items.get(v, v) for v in sig) or "–")
+    gaps = (analysis.ipa_items[analysis.ipa_items["group"] == "all"].dropna(subset=["gap"])
+            if analysis.ipa_items is not None else pd.DataFrame())
+    if len(gaps):
+        top = gaps.sort_values("gap", ascending=False, kind="mergesort").iloc[0]
+        out.update(factor=analysis.labels.factors.get(top["factor"], top["factor"]), gap=float(top["gap"]),
+                   n_sig_gaps=int(gaps["gap_p_adj"].lt(analysis.alpha).sum()), n_factors=int(len(gaps)))
+    if analysis.ordinal is not None:
+        out.update(outcome=analysis.ordinal.outcome, n_model=analysis.ordinal.n,
+                   n_dropped=analysis.ordinal.n_dropped)
+    if analysis.n_comments is not None:
+        out["n_comments"] = analysis.n_comments
+    return out
+
+
+def key_numbers(analysis: SurveyAnalysis, *, top_n: int = 5) -> dict[str, Any]:
+    """The survey notebook's results JSON (stable keys; group-dependent values are None without a group).
+
+    ``n_respondents``, ``n_by_group``, ``group_column``, ``group_levels``, ``test``, ``correction``,
+    ``alpha``, ``significant_items``, ``largest_effects`` (``top_n`` by absolute effect), ``significant_stages``,
+    ``factor_score_differences`` (factors with ``p_adj < alpha``; None without factor scores),
+    ``largest_gaps``, ``significant_gaps`` (all respondents), ``ordinal_odds_ratios`` (``{term: {odds_ratio,
+    ci_low, ci_high, p}}``), ``ordinal_n``, ``n_comments``.
+    """
+    spec = analysis.spec
+    out: dict[str, Any] = {"n_respondents": analysis.n_by_group["all"], "n_by_group": analysis.n_by_group,
+                           "group_column": spec.column if spec else None,
+                           "group_levels": list(spec.levels) if spec else None,
+                           "correction": analysis.correction, "alpha": analysis.alpha,
+                           "test": None, "significant_items": None, "largest_effects": None,
+                           "significant_stages": None, "factor_score_differences": None}
+    if analysis.items is not None:
+        out.update({k: v for k, v in key_results(analysis.items, alpha=analysis.alpha, top_n=top_n).items()
+                    if k in ("test", "significant_items", "largest_effects")})
+    if analysis.stages is not None:
+        st = analysis.stages.table
+        out["significant_stages"] = st.loc[st["p_adj"].lt(analysis.alpha).fillna(False), "variable"].astype(str).tolist()
+    if analysis.factor_scores is not None:
+        fs = analysis.factor_scores
+        out["factor_score_differences"] = fs.loc[fs["p_adj"].lt(analysis.alpha).fillna(False), "variable"].astype(str).tolist()
+    out.update(gap_record(analysis.ipa_items, alpha=analysis.alpha, top_n=top_n) if analysis.ipa_items is not None
+               else {"largest_gaps": None, "significant_gaps": None})
+    out["ordinal_odds_ratios"] = odds_ratio_record(analysis.ordinal) if analysis.ordinal else None
+    out["ordinal_n"] = analysis.ordinal.n if analysis.ordinal else None
+    out["n_comments"] = analysis.n_comments
+    return out
+
+
+def write_tables(cfg: Any, analysis: SurveyAnalysis) -> list:
+    """Write ``item_comparison``, ``ipa_items`` and ``ipa_stages`` to ``data/processed/<study>/``.
+
+    The tables use the config's grouping (:class:`SurveyAnalysis`). Without a configured group
+    ``item_comparison`` is written empty (with its columns) so that a table left over from an earlier run is
+    never mistaken for this run's result; a study without importance items has no gap tables, and stale
+    ones are removed (the model notebook then ranks factors by performance alone).
+    """
+    from .io import write_table
+
+    items = analysis.tables.get("item_comparison")
+    if items is None:
+        items = pd.DataFrame({c: pd.Series(dtype="float64") for c in ITEM_COMPARISON_COLUMNS})
+        items = items.astype({c: "string" for c in ("variable", "type", "stage", "factor", "test", "group_1",
+                                                     "group_2", "u_method", "note")})
+        items = items.astype({"n_1": "int64", "n_2": "int64"})
+    written = [write_table(items, cfg.paths.processed_table("item_comparison"))]
+    for name in ("ipa_items", "ipa_stages"):
+        path = cfg.paths.processed_table(name)
+        table = analysis.tables.get(name)
+        if table is not None:
+            written.append(write_table(table, path))
+        else:
+            path.unlink(missing_ok=True)
+            path.with_suffix(".csv").unlink(missing_ok=True)
+    return written

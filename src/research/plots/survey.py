@@ -38,7 +38,8 @@ def _group_colours(groups: Sequence[str]) -> dict[str, tuple]:
 
 
 def likert_bars(percentages: pd.DataFrame, *, item_labels: Mapping[str, str] | None = None,
-                group_labels: Mapping[str, str] | None = None, lang: str = "en") -> Figure:
+                group_labels: Mapping[str, str] | None = None, include_all: bool = False,
+                lang: str = "en") -> Figure:
     """Diverging stacked bars: the share of every scale point per item and group, centred on the midpoint.
 
     Parameters
@@ -50,9 +51,13 @@ def likert_bars(percentages: pd.DataFrame, *, item_labels: Mapping[str, str] | N
         the middle point of an odd scale is split evenly across zero.
     item_labels, group_labels
         Display names of the items and groups (default: the codes).
+    include_all
+        Also draw the ``all`` rows when the table has group levels (default: groups only).
     """
     items = list(dict.fromkeys(percentages["variable"]))
     groups = list(dict.fromkeys(percentages["group"]))
+    if len(groups) > 1 and not include_all:
+        groups = [g for g in groups if g != "all"]
     points = np.sort(percentages["value"].unique())
     mid = (points.min() + points.max()) / 2
     colours = mpl.colormaps["RdBu"](np.linspace(0.1, 0.9, len(points)))
@@ -105,7 +110,8 @@ def importance_performance(ipa: pd.DataFrame, *, factor_labels: Mapping[str, str
     flab = factor_labels or {}
     fig, ax = new_figure(width=9.0, height=max(3.5, 1.4 + 0.42 * len(factors)))
     base = {f: len(factors) - 1 - k for k, f in enumerate(factors)}
-    offsets = np.linspace(-0.25, 0.25, len(groups)) if len(groups) > 1 else np.zeros(1)
+    # first group on top, as in the legend
+    offsets = np.linspace(0.25, -0.25, len(groups)) if len(groups) > 1 else np.zeros(1)
     for off, g in zip(offsets, groups, strict=True):
         sub = ipa[ipa["group"] == g]
         yy = sub["factor"].map(base).to_numpy(dtype=float) + off
@@ -125,8 +131,8 @@ def importance_performance(ipa: pd.DataFrame, *, factor_labels: Mapping[str, str
     return fig
 
 
-def effect_forest(comparison: pd.DataFrame, *, alpha: float = 0.05, effect: str = "r_rb",
-                  ci_low: str | None = "r_rb_ci_low", ci_high: str | None = "r_rb_ci_high",
+def effect_forest(comparison: pd.DataFrame, *, alpha: float = 0.05, effect: str | None = None,
+                  ci_low: str | None = None, ci_high: str | None = None,
                   item_labels: Mapping[str, str] | None = None, lang: str = "en") -> Figure:
     """Forest plot of an effect size per item with its 95% CI; items with ``p_adj < alpha`` are highlighted.
 
@@ -135,8 +141,14 @@ def effect_forest(comparison: pd.DataFrame, *, alpha: float = 0.05, effect: str 
     comparison
         :func:`research.survey.compare_groups` output (``variable``, ``effect``, the CI columns,
         ``p_adj``). Rows with a missing effect (see their ``note``) are left out. For Kruskal-Wallis tables
-        use ``effect="epsilon_squared", ci_low=None, ci_high=None``.
+        use ``effect="epsilon_squared", ci_low=None, ci_high=None``. With ``effect=None`` the columns are
+        chosen from the table: ``r_rb`` with its CI, else ``epsilon_squared`` without one.
     """
+    if effect is None:
+        if "r_rb" in comparison.columns:
+            effect, ci_low, ci_high = "r_rb", "r_rb_ci_low", "r_rb_ci_high"
+        else:
+            effect, ci_low, ci_high = "epsilon_squared", None, None
     rows = comparison.dropna(subset=[effect]).reset_index(drop=True)
     n = len(rows)
     fig, ax = new_figure(width=8.5, height=max(3.0, 1.2 + 0.3 * n))
