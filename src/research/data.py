@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from . import paths
 from .config import ITEM_TYPES, RawFile, StudyConfig, items
@@ -549,12 +550,14 @@ def _expert_ratings_table(t: RawTable, cfg: StudyConfig) -> tuple[pd.DataFrame, 
             in_round = rounds == r
             n = int(in_round.sum())
             for e in experts:
-                total = float(values[e][in_round].sum())
-                if abs(total - n * (n + 1) / 2) > 1e-6:
-                    raise DataError(t.display, f"the ranks of round {_number_display(r)} sum to "
-                                               f"{_number_display(total)} instead of {n * (n + 1) // 2}",
-                                    column=e, expected=f"ranks 1..{n}, each used once; ties as average ranks "
-                                                       "(e.g. 2.5, 2.5)")
+                given = values[e][in_round]
+                # a valid ranking with ties is exactly one that equals its own average ranks
+                if not np.allclose(rankdata(given, method="average"), given, rtol=0, atol=1e-6):
+                    raise DataError(t.display, f"the ranks of round {_number_display(r)} are not a ranking of the "
+                                               f"{n} factors (sum {_number_display(float(given.sum()))}, "
+                                               f"expected {n * (n + 1) // 2})", column=e,
+                                    expected=f"ranks 1..{n}, each used once; ties as average ranks (e.g. 2.5, 2.5 "
+                                             "instead of 2, 3)")
     warn = []
     for r in sorted(set(rounds)):
         absent = [c for c in codes if c not in set(frame.loc[rounds == r, "factor"])]
@@ -585,7 +588,7 @@ def _expert_panel_table(t: RawTable, rating_experts: list[str] | None, ratings_d
                      why=lambda c: "columns expert_id, role, years_experience, argumentation, familiarity")
     problems = _FirstProblem(t)
     _check_unique(problems, "expert_id", what="expert ID")
-    coeff = {c: _check_numeric(problems, c, what=f"a {c} coefficient between 0 and 1", low=0, high=1)
+    coeff = {c: _check_numeric(problems, c, what=f"the {c} coefficient, a number between 0 and 1", low=0, high=1)
              for c in ("argumentation", "familiarity")}
     years = None
     if "years_experience" in t.frame.columns:

@@ -41,7 +41,6 @@ import csv
 import hashlib
 import io as _io
 import json
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -863,10 +862,4 @@ def generate_study(cfg: StudyConfig, *, out_dir: str | Path | None = None) -> li
         outputs[target(data.truth)] = (text + "\n").encode("utf-8")
     readme_path = target(data.survey.path).parent / "README.md"
     outputs[readme_path] = _readme(cfg, truth, {p.name: b for p, b in outputs.items()}).encode("utf-8")
-    umask = os.umask(0)
-    os.umask(umask)
-    written = []
-    for path, content in outputs.items():
-        written.append(rio.write_bytes(path, content))
-        os.chmod(path, 0o666 & ~umask)  # mkstemp creates 0600; raw data are meant to be readable by everyone
-    return written
+    return [rio.write_bytes(path, content) for path, content in outputs.items()]
