@@ -459,3 +459,22 @@ def test_notebook_runs_on_demo(demo_output, tmp_path):
     assert set(results["results"]) >= {"kpi_status", "signals", "shift_detected_month"}
     for name in ("kpi_status", "kpi_monthly"):
         assert (demo_output / "data" / "processed" / "demo" / f"{name}.parquet").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+def test_notebook_skips_a_study_without_service_records(tmp_path):
+    study = ROOT / "studies" / "example-it" / "study.yaml"
+    if not study.is_file():
+        pytest.skip("the example study without service records is not there")
+    out = tmp_path / "out"
+    code = ("from pathlib import Path; from notebook_runner import execute_notebook; "
+            f"execute_notebook('05_quality_monitoring', Path({str(tmp_path)!r}), "
+            "study='studies/example-it/study.yaml')")
+    env = {**os.environ, "RESEARCH_OUTPUT_ROOT": str(out),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True)
+    study_id = next(p.name for p in (out / "reports").iterdir())
+    results = json.loads((out / "reports" / study_id / "results" / "monitoring.json").read_text())["results"]
+    assert results["skipped"] == "no_records"
+    assert results["kpi_status"] == {} and results["signals"] == {} and results["shift_detected_month"] == {}
