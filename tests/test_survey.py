@@ -540,3 +540,144 @@ def test_figures_are_returned(toy, hs_comparison):
                 plots.effect_forest(hs_comparison, lang="lt")):
         assert isinstance(fig, Figure)
         matplotlib.pyplot.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Demo study: recovery of the planted group differences and the notebook (slow)
+# ----------------------------------------------------------------------------------------------------
+def _output_root(tmp_path, monkeypatch):
+    """Send every derived file to a temporary root, in this process and in notebook kernels."""
+    from research import paths
+
+    out = (tmp_path / "output").resolve()
+    monkeypatch.setenv("RESEARCH_OUTPUT_ROOT", str(out))
+    monkeypatch.setattr(paths, "OUTPUT_ROOT", out)
+    monkeypatch.setattr(paths, "DATA_PROCESSED", out / "data" / "processed")
+    monkeypatch.setattr(paths, "REPORTS", out / "reports")
+    return out
+
+
+def _prepared_demo(tmp_path, monkeypatch):
+    from conftest import DEMO_STUDY
+    from research import paths
+    from research.config import load_study
+
+    if not (paths.DATA_RAW / "demo").is_dir():
+        pytest.skip("demo raw data not generated yet (research synth)")
+    from research.data import prepare_study
+
+    _output_root(tmp_path, monkeypatch)
+    cfg = load_study(DEMO_STUDY)
+    prepare_study(cfg)
+    return cfg
+
+
+@pytest.mark.slow
+def test_planted_group_differences_are_recovered(tmp_path, monkeypatch):
+    import json
+
+    cfg = _prepared_demo(tmp_path, monkeypatch)
+    truth = json.loads(cfg.resolve(cfg.data.truth).read_text(encoding="utf-8"))["survey"]
+    planted = {k: v for k, v in truth["group_effects"].items() if v != 0}  # foreign minus lithuanian, latent d
+    assert planted, "the demo truth plants no group difference"
+    analysis = survey.analyse_study(cfg)
+    table = analysis.items.table.set_index("variable")
+    assert analysis.spec.levels[0] == "foreign"  # r_rb > 0 means foreign higher, as d > 0
+    alpha = cfg.analysis.alpha
+    for item, d in planted.items():
+        assert table.loc[item, "p_adj"] < alpha, f"planted difference on {item} (d = {d}) not detected"
+        assert np.sign(table.loc[item, "r_rb"]) == np.sign(d), item
+    null_items = [v for v in truth["group_effects"] if truth["group_effects"][v] == 0 and v in table.index]
+    false_positives = [v for v in null_items if table.loc[v, "p_adj"] < alpha]
+    # Holm controls the family-wise error rate at alpha per item type, so with no planted effect a false
+    # positive is rare; allow at most one in ten null items.
+    assert len(false_positives) <= len(null_items) // 10, false_positives
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+def test_notebook_runs_on_demo_study(tmp_path, monkeypatch):
+    import json
+
+    from notebook_runner import execute_notebook
+    from research.io import read_table
+
+    cfg = _prepared_demo(tmp_path, monkeypatch)
+    executed = execute_notebook("03_survey_comparison", tmp_path, study="studies/demo/study.yaml")
+    assert executed.is_file()
+    results = json.loads(cfg.paths.results_json("survey").read_text(encoding="utf-8"))
+    assert results["notebook"] == "survey" and results["synthetic"] is True
+    r = results["results"]
+    for key in ("n_by_group", "significant_items", "largest_effects", "ordinal_odds_ratios", "largest_gaps",
+                "significant_gaps", "significant_stages", "n_respondents", "test"):
+        assert key in r, key
+    assert r["test"] == "mann_whitney"
+    assert sum(r["n_by_group"][lv] for lv in cfg.group.levels) == r["n_respondents"] == r["n_by_group"]["all"]
+    assert set(r["ordinal_odds_ratios"]) >= {f"{cfg.group.column}lithuanian", "S1", "S2", "S3"}
+    items = read_table(cfg.paths.processed_table("item_comparison"))
+    assert set(items["variable"]) == set(survey.rating_items(cfg.codebook_table))
+    assert list(items.columns) == survey.ITEM_COMPARISON_COLUMNS
+    ipa = read_table(cfg.paths.processed_table("ipa_items"))
+    assert list(ipa.columns[:9]) == ["stage", "factor", "group", "n", "importance", "performance", "gap", "gap_p",
+                                     "gap_effect"]
+    assert list(dict.fromkeys(ipa["group"])) == [*cfg.group.levels, "all"]
+    assert read_table(cfg.paths.processed_table("ipa_stages"))["stage"].nunique() == len(cfg.stages)
+    text = executed.read_text(encoding="utf-8")
+    assert "&lt;b&gt;Labai&lt;/b&gt;" in text  # the demo's markup comment is shown escaped
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+def test_notebook_with_many_groups_keeps_the_contract_tables(tmp_path, monkeypatch):
+    import json
+
+    from notebook_runner import execute_notebook
+    from research.io import read_table
+
+    cfg = _prepared_demo(tmp_path, monkeypatch)
+    execute_notebook("03_survey_comparison", tmp_path, study="studies/demo/study.yaml",
+                     group_column="company_size", language="lt", correction="fdr_bh")
+    results = json.loads(cfg.paths.results_json("survey").read_text(encoding="utf-8"))
+    r = results["results"]
+    assert results["language"] == "lt"
+    assert r["test"] == "kruskal_wallis" and r["group_column"] == "company_size" and r["correction"] == "fdr_bh"
+    # the processed tables stay on the config's grouping for the model notebook
+    ipa = read_table(cfg.paths.processed_table("ipa_items"))
+    assert list(dict.fromkeys(ipa["group"])) == [*cfg.group.levels, "all"]
+    assert (read_table(cfg.paths.processed_table("item_comparison"))["test"] == "mann_whitney").all()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+def test_notebook_without_group_skips_comparisons(tmp_path, monkeypatch):
+    import json
+
+    import yaml
+
+    from conftest import DEMO_STUDY
+    from notebook_runner import execute_notebook
+    from research import paths
+    from research.config import load_study
+    from research.io import read_table
+
+    if not (paths.DATA_RAW / "demo").is_dir():
+        pytest.skip("demo raw data not generated yet (research synth)")
+    from research.data import prepare_study
+
+    out = _output_root(tmp_path, monkeypatch)
+    study_dir = out / "studies" / "no-group"
+    study_dir.mkdir(parents=True)
+    raw = yaml.safe_load(DEMO_STUDY.read_text(encoding="utf-8"))
+    raw["study"]["id"] = "no-group"
+    del raw["group"]
+    (study_dir / "study.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (study_dir / "codebook.csv").write_bytes((DEMO_STUDY.parent / "codebook.csv").read_bytes())
+    cfg = load_study(study_dir / "study.yaml")
+    prepare_study(cfg)
+    executed = execute_notebook("03_survey_comparison", tmp_path, study=str(study_dir / "study.yaml"))
+    r = json.loads(cfg.paths.results_json("survey").read_text(encoding="utf-8"))["results"]
+    assert r["n_by_group"] == {"all": r["n_respondents"]}
+    assert r["significant_items"] is None and r["largest_gaps"]
+    assert read_table(cfg.paths.processed_table("item_comparison")).empty
+    assert set(read_table(cfg.paths.processed_table("ipa_items"))["group"]) == {"all"}
+    assert "This part is skipped: no group column" in executed.read_text(encoding="utf-8")
