@@ -436,6 +436,22 @@ def test_leave_one_out_against_direct_computation_and_scipy():
     assert loo["dissenting"].tolist() == [False, False, False, True]
 
 
+def test_dissent_rule_catches_an_expert_far_below_a_strongly_agreeing_panel():
+    # Nine experts rank 18 factors as truth + N(0, 1.5); the tenth as truth + N(0, 4). The tenth
+    # still correlates significantly with the others (rho ~ 0.63, p < 0.01), but far below their
+    # rho ~ 0.93-0.98: below Tukey's lower fence, and W rises without them -> dissenting.
+    rng = np.random.default_rng(0)
+    truth = np.arange(18.0)
+    table = pd.DataFrame({f"E{j + 1}": stats.rankdata(truth + rng.normal(0, 1.5, 18)) for j in range(9)})
+    table["E10"] = stats.rankdata(truth + rng.normal(0, 4, 18))
+    loo = experts.leave_one_out(table).set_index("expert_id")
+    q1, q3 = np.quantile(loo["rho"], [0.25, 0.75])  # R quantile(type = 7)
+    assert loo.loc["E10", "p_rho"] < 0.05
+    assert loo.loc["E10", "rho"] < q1 - 1.5 * (q3 - q1)
+    assert loo.loc["E10", "W_change"] > 0
+    assert loo["dissenting"].tolist() == [False] * 9 + [True]
+
+
 def test_leave_one_out_needs_three_experts():
     with pytest.raises(AnalysisError, match="at least 3 experts"):
         experts.leave_one_out(pd.DataFrame({"E1": [1, 2, 3], "E2": [2, 1, 3]}))
@@ -668,6 +684,9 @@ def test_notebook_runs_on_demo_study(tmp_path, monkeypatch):
     agreement = pd.read_parquet(cfg.paths.processed_table("expert_agreement"))
     assert agreement["scope"].iloc[0] == "overall"
     assert agreement["scope"].tolist()[1:] == [s.code for s in cfg.stages]
+    # the demo data plant one dissenting expert (truth.json); the analysis finds them and only them
+    truth = json.loads((paths.DATA_RAW / "demo" / "truth.json").read_text())["experts"]
+    assert r["dissenting_experts"] == [truth["dissenting_expert"]]
 
 
 def test_evaluate_study_without_panel_returns_none(demo_cfg):

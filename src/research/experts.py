@@ -605,13 +605,16 @@ def leave_one_out(ratings: Any, *, tie_correction: bool = True, alpha: float = 0
     For each expert j: ``W_without`` (W of the other m-1 experts), ``W_change`` = W_without - W (positive:
     the panel agrees more without j), ``rho`` = Spearman correlation of j's ranks with the mean ranks of
     the others (Legendre's 2005 a-posteriori statistic), ``p_rho`` = one-sided p of rho > 0 (t
-    approximation, as R ``cor.test(method = "spearman", exact = FALSE, alternative = "greater")``), and
-    ``dissenting``.
+    approximation, as R ``cor.test(method = "spearman", exact = FALSE, alternative = "greater")``),
+    ``low_rho`` and ``dissenting``.
 
-    Rule: an expert is **dissenting** when their ranking is not significantly positively related to the
-    others' consensus (``p_rho >= alpha``) *and* leaving them out raises W (``W_change > 0``). Both are
-    needed: the first says the expert does not share the panel's view, the second that they lower the
-    panel's agreement.
+    Rule: an expert is **dissenting** when leaving them out raises W (``W_change > 0``) *and* their
+    ranking either is not significantly positively related to the others' consensus (``p_rho >= alpha``)
+    or agrees clearly less with it than the rest of the panel does (``low_rho``: rho below Tukey's lower
+    fence Q1 - 1.5 IQR of all experts' rho, quartiles as R ``quantile(type = 7)``). The first part says
+    the expert lowers the panel's agreement; the second that they do not share, or share much less, the
+    panel's view. The fence matters for panels that agree strongly: an expert with rho = 0.5 among
+    colleagues at 0.9 is still "significant" but plainly out of line.
 
     Needs at least 3 experts (so that W of the others is defined).
     """
@@ -627,8 +630,11 @@ def leave_one_out(ratings: Any, *, tie_correction: bool = True, alpha: float = 0
     others_mean = (ranks.sum(axis=1, keepdims=True) - ranks) / (m - 1)
     rho, p_rho = _spearman_greater(ranks, others_mean)
     change = w_without - w_all
+    q1, q3 = np.quantile(rho, [0.25, 0.75])
+    low_rho = rho < q1 - 1.5 * (q3 - q1)
     return pd.DataFrame({"expert_id": experts, "W_without": w_without, "W_change": change, "rho": rho,
-                         "p_rho": p_rho, "dissenting": (p_rho >= alpha) & (change > 0)})
+                         "p_rho": p_rho, "low_rho": low_rho,
+                         "dissenting": (change > 0) & ((p_rho >= alpha) | low_rho)})
 
 
 def _paired_wilcoxon(diff: np.ndarray, *, exact: bool | None = None) -> tuple[float, float]:
@@ -931,12 +937,16 @@ def evaluate_panel(expert_ratings: pd.DataFrame, expert_panel: pd.DataFrame | No
     top = chosen.sort_values(["rank", "mean_rank"], kind="stable")["factor"].head(top_n).tolist()
     loo = (leave_one_out(ratings, tie_correction=tie_correction, alpha=alpha, scores=scores)
            if ratings.shape[1] >= 3 else pd.DataFrame(columns=["expert_id", "W_without", "W_change", "rho",
-                                                               "p_rho", "dissenting"]))
+                                                               "p_rho", "low_rho", "dissenting"]))
     rounds = None
     if (expert_ratings["round"] == 2).any():
         second = ratings_matrix(expert_ratings, round=2, factor_order=list(ratings.index))
-        rounds = compare_rounds(ratings, second, tie_correction=tie_correction, alpha=alpha, scores=scores,
-                                missing=missing)
+        if set(second.index) == set(ratings.index):
+            rounds = compare_rounds(ratings, second, tie_correction=tie_correction, alpha=alpha, scores=scores,
+                                    missing=missing)
+        else:
+            warnings.warn("expert_ratings: round 2 rates other factors than round 1, so the rounds are not "
+                          "compared", UserWarning, stacklevel=2)
     return ExpertEvaluation(ratings=ratings, ranks=ranks, panel=panel, overall=overall, agreement=agreement,
                             weights=weights, chosen_weights=chosen, leave_one_out=loo, rounds=rounds,
                             weight_method=weight_method, competence_weighted=use_competence,

@@ -16,6 +16,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 
 from .. import i18n
 from . import PALETTE, new_figure
@@ -49,7 +50,9 @@ def rank_heatmap(ranks: pd.DataFrame, *, factor_labels: Mapping[str, str] | None
     labels = [_plain(factor_labels.get(f, f) if factor_labels else f) for f in shown.index]
     n, m = shown.shape
     fig, ax = new_figure(width=max(6.0, 3.2 + 0.55 * m), height=max(3.5, 1.2 + 0.38 * n))
-    sns.heatmap(shown.to_numpy(), ax=ax, cmap="viridis_r", annot=n * m <= 600, fmt=".3g",
+    values = shown.to_numpy(dtype=float)
+    cells = np.vectorize(lambda v: i18n.fmt_number(v, 0 if float(v).is_integer() else 1, lang))(values)
+    sns.heatmap(values, ax=ax, cmap="viridis_r", annot=cells if n * m <= 600 else False, fmt="",
                 annot_kws={"size": 7}, linewidths=0.4, linecolor="white",
                 cbar_kws={"label": _t("fig_rank_colour", lang)})
     ax.set_xticks(np.arange(m) + 0.5, [_plain(e, 12) for e in shown.columns], rotation=45, ha="right")
@@ -87,6 +90,7 @@ def weights_by_stage(weights: pd.DataFrame, *, factor_labels: Mapping[str, str] 
     ax.axvline(1 / len(rows), color="#777777", linestyle=":", linewidth=1)
     ax.set_yticks(y, [_plain(factor_labels.get(f, f) if factor_labels else f) for f in rows["factor"]],
                   fontsize=8)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: i18n.fmt_number(v, 2, lang)))
     ax.set_xlabel(_t("fig_weight_axis", lang))
     ax.set_title(_t("fig_weights_title", lang))
     handles = [Patch(color=colours[s], label=_plain(stage_labels.get(s, s) if stage_labels else s, 30))
