@@ -46,7 +46,8 @@ __all__ = ["FitIndices", "EFAResult", "CongruenceResult", "fit_efa", "factor_sco
            "sorted_loadings", "cross_loading_items", "loading_display", "loadings_long", "hypothesised_target",
            "true_loadings", "factor_map", "scores_table", "FactorNumberChoice", "choose_n_factors", "msa_label", "weak_items",
            "ceiling_items", "variance_table", "item_correlations", "MsaDecision", "msa_decision", "load_truth",
-           "alias_note", "reliability_by_factor"]
+           "alias_note", "reliability_by_factor", "p_phrase", "label_items",
+           "missing_answers"]
 
 Method = Literal["minres", "ml", "pa"]
 RotationName = Literal["oblimin", "varimax", "promax", "none"]
@@ -661,7 +662,8 @@ def score_weights(result: EFAResult, method: Literal["regression", "bartlett", "
 
 
 def factor_scores(result: EFAResult, data: pd.DataFrame, *,
-                  method: Literal["regression", "bartlett", "tenberge"] = "regression") -> pd.DataFrame:
+                  method: Literal["regression", "bartlett", "tenberge"] = "regression",
+                  warn_missing: bool = True) -> pd.DataFrame:
     """Factor score estimates for respondents, as psych ``factor.scores``.
 
     Items are standardised with their sample mean and standard deviation (``scale()`` in R, ddof = 1)
@@ -677,6 +679,9 @@ def factor_scores(result: EFAResult, data: pd.DataFrame, *,
         Item responses with (at least) the columns of ``result.loadings.index``; the row index is kept.
     method
         ``"regression"`` (Thurstone), ``"bartlett"`` or ``"tenberge"``.
+    warn_missing
+        Warn with the number of imputed answers (turn off only when the caller reports
+        :func:`missing_answers` itself).
 
     Returns
     -------
@@ -698,7 +703,7 @@ def factor_scores(result: EFAResult, data: pd.DataFrame, *,
     sd = X.std(ddof=1)
     Z = (X - mean) / sd
     n_missing = int(Z.isna().to_numpy().sum())
-    if n_missing:
+    if n_missing and warn_missing:
         warnings.warn(f"{n_missing} missing answer(s) were replaced by the item mean for the factor scores",
                       stacklevel=2)
     W = score_weights(result, method)
@@ -934,10 +939,19 @@ def factor_map(result: EFAResult, target: pd.DataFrame | None) -> pd.DataFrame:
     return match.rename(columns={"target": "latent"})[["factor", "latent", "congruence"]]
 
 
+def missing_answers(data: pd.DataFrame, variables: list[str]) -> int:
+    """Number of missing answers (NA cells) among ``variables``."""
+    return int(data[variables].isna().to_numpy().sum())
+
+
 def scores_table(result: EFAResult, survey: pd.DataFrame, *, id_column: str, group_column: str | None,
-                 method: Literal["regression", "bartlett", "tenberge"] = "tenberge") -> pd.DataFrame:
-    """The ``factor_scores`` table: ``respondent_id`` (the id column), the group column, ``F1..Fk``."""
-    scores = factor_scores(result, survey, method=method).rename(columns=result.alias)
+                 method: Literal["regression", "bartlett", "tenberge"] = "tenberge",
+                 warn_missing: bool = True) -> pd.DataFrame:
+    """The ``factor_scores`` table: ``respondent_id`` (the id column), the group column, ``F1..Fk``.
+
+    Missing answers are replaced by the item mean (see :func:`factor_scores`).
+    """
+    scores = factor_scores(result, survey, method=method, warn_missing=warn_missing).rename(columns=result.alias)
     keep = [id_column] + ([group_column] if group_column else [])
     out = pd.concat([survey[keep].reset_index(drop=True), scores.reset_index(drop=True)], axis=1)
     return out.rename(columns={id_column: "respondent_id"})
@@ -1150,3 +1164,18 @@ def reliability_by_factor(result: EFAResult, data: pd.DataFrame, *, cutoff: floa
                      "reversed": ", ".join(negative), "alpha": alpha, "ci_low": low, "ci_high": high,
                      "omega": omega})
     return pd.DataFrame(rows)
+
+
+def p_phrase(p: float, lang: str = "en") -> str:
+    """``"= 0.012"`` or ``"< 0.001"`` (APA style, decimal comma in Lithuanian) for "p {pval}" sentences."""
+    from ..i18n import fmt_p
+
+    text = fmt_p(p, lang)
+    return text if text.startswith("<") or text == "–" else "= " + text
+
+
+def label_items(table: pd.DataFrame, labels: dict[str, str], *, column: str = "variable") -> pd.DataFrame:
+    """A copy of ``table`` with an ``item`` column (the label of ``column``) right after ``column``."""
+    out = table.copy()
+    out.insert(out.columns.get_loc(column) + 1, "item", out[column].map(labels))
+    return out
