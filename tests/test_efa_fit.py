@@ -494,3 +494,10 @@ def test_reliability_by_factor_matches_psych(hs_items, hs_fits, hs_reference):
     assert_allclose(table.loc["F2", "omega"], hs_reference["omega_total_x1_x3_one_factor"], atol=TOL)
     assert table.loc["F2", "ci_low"] < table.loc["F2", "alpha"] < table.loc["F2", "ci_high"]
     assert table.loc["F1", "items"] == "x5, x4, x6" and table.loc["F1", "reversed"] == ""
+
+
+def test_true_loadings_missing_ok():
+    truth = {"survey": {"loadings": {"x1": {"A": 0.7}}}}
+    assert efa.true_loadings(truth, ["IMP_1"], missing_ok=True) is None
+    with pytest.raises(AnalysisError, match="no loadings for IMP_1"):
+        efa.true_loadings(truth, ["x1", "IMP_1"], missing_ok=True)

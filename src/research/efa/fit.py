@@ -908,15 +908,20 @@ def hypothesised_target(codebook: pd.DataFrame, variables: list[str], *,
     return pd.DataFrame({lv: (latent == lv).astype(float).to_numpy() for lv in levels}, index=variables)
 
 
-def true_loadings(truth: dict, variables: list[str]) -> pd.DataFrame:
+def true_loadings(truth: dict, variables: list[str], *, missing_ok: bool = False) -> pd.DataFrame | None:
     """Generating loadings of a synthetic study (``truth.json`` -> ``survey.loadings``) as items x factors.
+
+    With ``missing_ok``, a truth file without loadings for any of ``variables`` (e.g. importance items,
+    which the demo generator does not factor) returns None.
 
     Raises
     ------
     AnalysisError
-        When the truth file has no loadings for some of ``variables``.
+        When the truth file has no loadings for some of ``variables`` (or for all, without ``missing_ok``).
     """
-    raw = truth.get("survey", {}).get("loadings")
+    raw = truth.get("survey", {}).get("loadings") or {}
+    if missing_ok and not any(v in raw for v in variables):
+        return None
     if not raw:
         raise AnalysisError("the truth file has no 'survey.loadings'")
     frame = pd.DataFrame(raw).T
