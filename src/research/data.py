@@ -393,8 +393,8 @@ def _code_masks(text: pd.Series, numbers: np.ndarray, codes: list) -> np.ndarray
 
 def _codes_text(cfg: StudyConfig) -> str:
     mc = cfg.missing_codes
-    parts = [f"{kind.replace('_', ' ')}: {', '.join(repr(c) if isinstance(c, str) else str(c) for c in codes)}"
-             for kind, codes in (("dont_know", mc.dont_know), ("skipped", mc.skipped)) if codes]
+    parts = [f"{kind}: {', '.join(repr(c) if isinstance(c, str) else str(c) for c in codes)}"
+             for kind, codes in (("don't know", mc.dont_know), ("skipped", mc.skipped)) if codes]
     return "; ".join(parts) if parts else "none declared"
 
 
