@@ -476,3 +476,80 @@ def test_locale_has_both_languages():
     catalogue = yaml.safe_load(text)
     missing = [k for k, v in catalogue.items() if not (isinstance(v, dict) and v.get("en") and v.get("lt"))]
     assert missing == []
+
+
+def test_generic_study_four_stages_three_groups_no_experts_no_importance():
+    """The second example study (4 stages, 1-7 scale, 3 groups, no importance, no experts, no KPIs)."""
+    from conftest import ROOT
+    from research.config import load_study
+
+    cfg = load_study(ROOT / "studies" / "example-it" / "study.yaml")
+    cb = cfg.codebook_table
+    rng = np.random.default_rng(3)
+    n = 90
+    levels = list(cfg.group.levels)
+    survey = pd.DataFrame({"respondent_id": np.arange(n),
+                           cfg.group.column: pd.array(rng.choice(levels, n), dtype="string")})
+    for v in cb.loc[cb["type"] == "performance", "variable"]:
+        survey[v] = pd.array(rng.integers(1, 8, n).astype(float), dtype="Float64")
+    model = M.build_model(cfg, inputs=M.ModelInputs(survey=survey),
+                          settings=dataclasses.replace(M._settings(cfg), n_boot=50))
+    assert model.equal_weights and model.performance_only
+    assert "note_no_kpis" in model.notes and "note_no_kpi_status" not in model.notes
+    assert model.groups == (*levels, "all")
+    assert len(model.stage_index) == (len(cfg.stages) + 1) * (len(levels) + 1)
+    assert model.stage_index["index"].between(0, 100).all()
+    # 1-7 scale: shortfall = 7 - P
+    overall = model.factors[model.factors["group"] == "all"]
+    assert_allclose(overall["deficit"], 7 - overall["performance"], rtol=0, atol=1e-12)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from research.plots import model as P
+
+    fig = P.model_diagram(weights=model.weights, kpis=model.kpis, stage_labels=model.stage_labels)
+    fig.canvas.draw()
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+# --------------------------------------------------------------------------------------------------
+# End to end on the demo study (prepare -> experts, efa -> survey -> model through the pipeline)
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+def test_demo_model_puts_the_planted_weak_factors_first(tmp_path, demo_cfg):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import DEMO_STUDY, ROOT
+
+    env = {**os.environ, "RESEARCH_OUTPUT_ROOT": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "research.cli", "run", "--study", str(DEMO_STUDY), "--only", "model",
+                           "-j", "1", "-q"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    truth = json.loads((ROOT / demo_cfg.data.truth).read_text(encoding="utf-8"))["survey"]
+    weak = truth["weak_factors"]  # planted: low performance on highly important factors
+    processed = tmp_path / "data" / "processed" / "demo"
+    areas = pd.read_parquet(processed / "improvement_areas.parquet")
+    assert sorted(areas["factor"].head(len(weak))) == sorted(weak)
+    factors = pd.read_parquet(processed / "model_factors.parquet")
+    overall = factors[factors["group"] == "all"].set_index("factor")
+    assert (overall.loc[weak, "quadrant"] == "concentrate_here").all()
+    assert (overall.loc[weak, "rank"] <= len(weak)).all()
+    # planted group effects (foreign minus the other group, latent SD units) on performance: where foreign
+    # clients rate a factor clearly lower (effect <= -0.5) they are the group most affected, and vice versa
+    effects = {k.removeprefix("PERF_"): v for k, v in truth["group_effects"].items() if k.startswith("PERF_")}
+    by_factor = areas.set_index("factor")
+    for factor, effect in effects.items():
+        if abs(effect) >= 0.5 and factor in by_factor.index:
+            assert by_factor.loc[factor, "group"] == ("foreign" if effect < 0 else "lithuanian"), factor
+    results = json.loads((tmp_path / "reports" / "demo" / "results" / "model.json").read_text(encoding="utf-8"))
+    top = results["results"]["top_priorities"]
+    assert sorted(p["factor"] for p in top[:len(weak)]) == sorted(weak)
+    assert {"stage_index", "quadrants", "sensitivity_tau"} <= set(results["results"])
+    wb = openpyxl.load_workbook(tmp_path / "reports" / "demo" / "supervision_model.xlsx", read_only=True)
+    assert wb.sheetnames == list(M.WORKBOOK_SHEETS)
+    wb.close()

@@ -887,17 +887,22 @@ def _read_optional(cfg: StudyConfig, name: str) -> pd.DataFrame | None:
 def load_model_inputs(cfg: StudyConfig) -> ModelInputs:
     """Read the processed tables the model needs (absent optional tables become ``None``).
 
+    The processed survey comes from :func:`research.data.load_processed` (which also checks that the raw
+    files did not change since); the analysis tables are read from ``data/processed/<study>/``.
+
     Raises
     ------
     DataError
-        When the processed survey is missing (run the prepare notebook first).
+        When the processed survey is missing (run the prepare notebook first) or out of date.
     """
-    survey_path = cfg.paths.processed_table("survey")
-    if not survey_path.is_file():
-        raise DataError(survey_path, "processed survey table not found",
-                        expected="the output of `research prepare` / the prepare notebook")
+    from .data import load_processed
+
+    survey = load_processed(cfg).survey
+    if survey is None:
+        raise DataError(cfg.source or "study config", "the study has no client survey (data.survey)",
+                        expected="a survey: the model rates every factor with the clients' performance ratings")
     return ModelInputs(
-        survey=read_table(survey_path),
+        survey=survey,
         expert_weights=_read_optional(cfg, "expert_weights"),
         expert_agreement=_read_optional(cfg, "expert_agreement"),
         factor_map=_read_optional(cfg, "factor_map"),
@@ -973,8 +978,9 @@ def build_model(cfg: StudyConfig, *, inputs: ModelInputs | None = None,
         notes.append("note_ipa_from_survey")
         ipa = performance_means(survey=inputs.survey, codebook=codebook,
                                 group_column=cfg.group.column if cfg.group else None, levels=levels)
-    scale_i = cfg.scale_for("importance")
     scale_p = cfg.scale_for("performance")
+    # a study without importance items need not define an importance scale
+    scale_i = cfg.scale_for("importance") if items(codebook, "importance") else scale_p
     factor_table = factor_priorities(weights=weights, ipa=ipa, groups=groups, crosshair=settings.crosshair,
                                      importance_scale=(scale_i.min, scale_i.max),
                                      performance_scale=(scale_p.min, scale_p.max))
@@ -990,7 +996,7 @@ def build_model(cfg: StudyConfig, *, inputs: ModelInputs | None = None,
     kpis = kpi_catalogue(cfg=cfg, factors=factor_table, kpi_status=inputs.kpi_status, lang=lang)
     if not cfg.kpis:
         notes.append("note_no_kpis")
-    if inputs.kpi_status is None:
+    elif inputs.kpi_status is None:
         notes.append("note_no_kpi_status")
 
     if equal:

@@ -69,6 +69,40 @@ def _kpi_target(row: pd.Series, lang: str) -> str:
     return f"{_t('target_word', lang)} {sign} {value}"
 
 
+def _padded(values: np.ndarray, share: float = 0.12) -> tuple[float, float]:
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    pad = max(share * (hi - lo), 0.1)
+    return lo - pad, hi + pad
+
+
+def _spread_labels(x: np.ndarray, y: np.ndarray, *, xlim: tuple[float, float], ylim: tuple[float, float],
+                   min_gap: float = 0.035, width: float = 0.16, rounds: int = 60) -> np.ndarray:
+    """Vertical label positions that keep labels of nearby points apart (a small deterministic repel).
+
+    Distances are in axis fractions: labels whose points are closer than ``width`` horizontally are pushed
+    apart vertically until they are ``min_gap`` apart (or ``rounds`` passes are done).
+    """
+    fx = (x - xlim[0]) / (xlim[1] - xlim[0])
+    fy = (y - ylim[0]) / (ylim[1] - ylim[0])
+    pos = fy.copy()
+    order = np.lexsort((fx, fy))
+    for _ in range(rounds):  # pairwise passes over at most a few dozen labels
+        moved = False
+        for a_i in range(len(order)):
+            for b_i in range(a_i + 1, len(order)):
+                a, b = order[a_i], order[b_i]
+                if abs(fx[a] - fx[b]) < width and abs(pos[a] - pos[b]) < min_gap:
+                    shift = (min_gap - abs(pos[a] - pos[b])) / 2 + 1e-4
+                    lower, upper = (a, b) if pos[a] <= pos[b] else (b, a)
+                    pos[lower] -= shift
+                    pos[upper] += shift
+                    moved = True
+        if not moved:
+            break
+    pos = np.clip(pos, 0.06, 0.94)
+    return ylim[0] + pos * (ylim[1] - ylim[0])
+
+
 def model_diagram(*, weights: pd.DataFrame, kpis: pd.DataFrame, stage_labels: Mapping[str, str],
                   highlight: list[str] | None = None, lang: str = "en") -> Figure:
     """The supervision model as boxes and arrows: stages → factors (with weights) → KPIs.
@@ -168,34 +202,38 @@ def ipa_scatter(*, factors: pd.DataFrame, group_labels: Mapping[str, str], lang:
         the factor code; crosshairs dashed; the four quadrant names in the corners.
     """
     groups = [g for g in group_labels if g in set(factors["group"])]
-    fig, axes = new_figure(5.2 * len(groups), 5.2, ncols=len(groups), squeeze=False, sharex=True, sharey=True)
+    fig, axes = new_figure(5.4 * len(groups), 5.4, ncols=len(groups), squeeze=False, sharex=True, sharey=True)
     stages = list(dict.fromkeys(factors["stage"]))
     colours = _stage_colours(stages)
-    lo = float(np.nanmin(factors[["importance", "performance"]].to_numpy(float)))
-    hi = float(np.nanmax(factors[["importance", "performance"]].to_numpy(float)))
-    pad = max(0.15, 0.08 * (hi - lo))
+    shown = factors[factors["group"].isin(groups)]
+    xlim = _padded(shown[["performance", "performance_crosshair"]].to_numpy(float))
+    ylim = _padded(shown[["importance", "importance_crosshair"]].to_numpy(float))
     corner = {"concentrate_here": (0.02, 0.98, "left", "top"), "keep_up_good_work": (0.98, 0.98, "right", "top"),
               "low_priority": (0.02, 0.02, "left", "bottom"), "possible_overkill": (0.98, 0.02, "right", "bottom")}
     for ax, g in zip(axes[0], groups, strict=True):
-        d = factors[factors["group"] == g]
+        d = shown[shown["group"] == g]
         for s in stages:
             ds = d[d["stage"] == s]
             ax.scatter(ds["performance"], ds["importance"], s=36, color=colours[s], label=_plain(s),
                        edgecolor="white", linewidth=0.5, zorder=3)
-        for r in d.itertuples(index=False):
-            ax.annotate(_plain(r.factor), (r.performance, r.importance), xytext=(3, 3),
-                        textcoords="offset points", fontsize=6.5, zorder=4)
+        x, y = d["performance"].to_numpy(float), d["importance"].to_numpy(float)
+        ly = _spread_labels(x, y, xlim=xlim, ylim=ylim)
+        for xi, yi, li, code in zip(x, y, ly, d["factor"], strict=True):
+            ax.annotate(_plain(code), (xi, yi), xytext=(xi + 0.012 * (xlim[1] - xlim[0]), li), fontsize=6.5,
+                        va="center", zorder=4,
+                        arrowprops={"arrowstyle": "-", "color": "#999999", "lw": 0.5} if abs(li - yi) > 1e-9 else None)
         ax.axvline(float(d["performance_crosshair"].iloc[0]), color="#555555", ls="--", lw=1)
         ax.axhline(float(d["importance_crosshair"].iloc[0]), color="#555555", ls="--", lw=1)
-        for code, (x, y, ha, va) in corner.items():
-            ax.text(x, y, _t(code, lang), transform=ax.transAxes, ha=ha, va=va, fontsize=8, style="italic",
+        for code, (cx, cy, ha, va) in corner.items():
+            ax.text(cx, cy, _t(code, lang), transform=ax.transAxes, ha=ha, va=va, fontsize=8, style="italic",
                     color="#444444", bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
         ax.set_title(_plain(group_labels[g]))
         ax.set_xlabel(_t("performance_axis", lang))
-        ax.set_xlim(lo - pad, hi + pad)
-        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
     axes[0][0].set_ylabel(_t("importance_axis", lang))
-    axes[0][-1].legend(title=_t("stage_legend", lang), fontsize=7, title_fontsize=8, loc="center right")
+    axes[0][-1].legend(title=_t("stage_legend", lang), fontsize=7, title_fontsize=8, loc="upper left",
+                       bbox_to_anchor=(1.02, 1.0))
     return fig
 
 
