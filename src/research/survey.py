@@ -1459,6 +1459,20 @@ def ipa_view(table: pd.DataFrame, labels: Labels, *, stage_level: bool = False) 
     return out
 
 
+def _factor_score_labels(cfg: Any, labels: Labels) -> dict[str, str]:
+    """``F1 – <stage name>`` for factors the efa's ``factor_map`` matched to a hypothesised stage factor."""
+    from .io import read_table
+
+    path = cfg.paths.processed_table("factor_map")
+    if not path.exists():
+        return {}
+    fmap = read_table(path)
+    if not {"factor", "latent"} <= set(fmap.columns):
+        return {}
+    return {str(r.factor): f"{r.factor} – {labels.stages.get(r.latent, r.latent)}" if pd.notna(r.latent)
+            else str(r.factor) for r in fmap.itertuples(index=False)}
+
+
 def load_factor_scores(cfg: Any) -> pd.DataFrame | None:
     """The efa notebook's ``factor_scores`` table, or ``None`` when it has not been written."""
     from .io import read_table
@@ -1682,6 +1696,8 @@ def analyse_study(cfg: Any, data: Any = None, *, group_column: str | None = None
                                                       seed=a.seed)
             parts["profile_counts"] = profile_counts(responses, spec, profile)
         scores = load_factor_scores(cfg)
+        labels = Labels(items={**labels.items, **_factor_score_labels(cfg, labels)}, factors=labels.factors,
+                        stages=labels.stages, groups=labels.groups)
         if scores is not None and spec.column in scores.columns:
             parts["factor_scores"] = compare_factor_scores(scores, spec.column, levels=spec.levels,
                                                            correction=correction)
