@@ -554,7 +554,7 @@ def test_summary_numbers_agree_with_coreutils_and_csv(sandbox, demo_cfg):
 def test_validate_prints_the_summary(sandbox, capsys):
     assert main(["validate", "--study", "studies/demo/study.yaml"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Study demo - SYNTHETIC demo data (studies/demo/study.yaml)")
+    assert out.startswith("Study demo - SYNTHETIC data (studies/demo/study.yaml)")
     for text in ("data/raw/demo/survey.csv", "sha256 ", "280 rows", "Respondents: 280 (origin: foreign 126 (45.0%), "
                  "lithuanian 154 (55.0%))", "missing performance", "Experts: 10 in 2 round(s)", "Warnings: none"):
         assert text in out, text

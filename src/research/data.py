@@ -868,7 +868,8 @@ class DataSummary:
         kinds = cfg.codebook_table["type"].value_counts()
         counts = ", ".join(f"{int(kinds[k])} {k}" for k in ITEM_TYPES if k in kinds and k not in ("id", "group"))
         lines = [
-            f"Study {self.study}{' - SYNTHETIC demo data' if self.synthetic else ''} ({_display(cfg.source)})",
+            f"Study {self.study}{' - SYNTHETIC data' if self.synthetic else ''}"
+            + (f" ({_display(cfg.source)})" if cfg.source else ""),
             f"Config and codebook: OK ({len(cfg.stages)} stages, {self.n_factors} factors; codebook "
             f"{len(cfg.codebook_table)} variables: {counts}; {len(cfg.kpis)} KPIs)",
             "Raw files:",
