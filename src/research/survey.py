@@ -1754,6 +1754,8 @@ def reading(analysis: SurveyAnalysis, lang: str = "en") -> dict[str, Any]:
     if analysis.ordinal is not None:
         out.update(outcome=analysis.ordinal.outcome, n_model=analysis.ordinal.n,
                    n_dropped=analysis.ordinal.n_dropped)
+    if analysis.spec is not None:
+        out["reference"] = analysis.labels.groups.get(analysis.spec.levels[0], analysis.spec.levels[0])
     if analysis.n_comments is not None:
         out["n_comments"] = analysis.n_comments
     return out
