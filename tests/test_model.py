@@ -185,6 +185,11 @@ def test_improvement_areas_hand_computed(factor_table):
     assert areas["group_quadrant"].tolist()[0] == "concentrate_here"
     assert_allclose(areas["priority_raw"], [0.64, 0.08, 0.0], rtol=0, atol=1e-12)
     assert areas["group_n"].tolist() == [12, 10, 10]
+    assert areas["group_difference_p_adj"].isna().all()
+    comparison = pd.DataFrame({"variable": ["I1", "P1", "P3"], "type": ["importance", "performance", "performance"],
+                               "factor": ["f1", "f1", "f3"], "p_adj": [0.9, 0.01, 0.5]})
+    with_p = M.improvement_areas(factors=factor_table, levels=["A", "B"], item_comparison=comparison)
+    assert_allclose(with_p["group_difference_p_adj"], [0.01, 0.5, np.nan], rtol=0, atol=1e-12)
 
 
 # --------------------------------------------------------------------------------------------------

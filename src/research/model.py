@@ -658,7 +658,8 @@ def stage_quality_index(*, survey: pd.DataFrame, codebook: pd.DataFrame, weights
 # --------------------------------------------------------------------------------------------------
 # Improvement areas
 # --------------------------------------------------------------------------------------------------
-def improvement_areas(*, factors: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
+def improvement_areas(*, factors: pd.DataFrame, levels: list[str],
+                      item_comparison: pd.DataFrame | None = None) -> pd.DataFrame:
     """Factors that need improvement, ranked, with the client group most affected.
 
     A factor is an improvement area when its deficit (gap, or shortfall without importance items) is
@@ -671,6 +672,10 @@ def improvement_areas(*, factors: pd.DataFrame, levels: list[str]) -> pd.DataFra
         Output of :func:`factor_priorities` (groups = ``levels`` + ``all``).
     levels
         Client-group levels; the group most affected is the level with the largest positive deficit.
+    item_comparison
+        The survey notebook's group comparison of the rating items (``type``, ``factor``, ``p_adj``); when
+        given, ``group_difference_p_adj`` is the adjusted p of the factor's performance item (the first
+        one when a factor has several), i.e. whether the client groups differ in performance at all.
 
     Returns
     -------
@@ -680,7 +685,7 @@ def improvement_areas(*, factors: pd.DataFrame, levels: list[str]) -> pd.DataFra
         ``quadrant``, and for the most affected group ``group``, ``group_n``, ``group_importance``,
         ``group_performance``, ``group_gap``, ``group_gap_p_adj``,
         ``group_priority_raw``, ``group_priority``, ``group_quadrant`` (missing when no group has a positive
-        deficit or the study has no groups).
+        deficit or the study has no groups), ``group_difference_p_adj``.
     """
     overall = factors[factors["group"] == ALL].set_index("factor")
     if overall.empty:
@@ -708,6 +713,10 @@ def improvement_areas(*, factors: pd.DataFrame, levels: list[str]) -> pd.DataFra
     out = out[cols].reset_index(drop=True)
     out["group"] = out["group"].astype("string")
     out["group_n"] = out["group_n"].astype("Int64")
+    out["group_difference_p_adj"] = np.nan
+    if item_comparison is not None and {"type", "factor", "p_adj"} <= set(item_comparison.columns):
+        perf = item_comparison[item_comparison["type"].astype(str) == "performance"].drop_duplicates("factor")
+        out["group_difference_p_adj"] = out["factor"].map(perf.set_index("factor")["p_adj"]).astype(float)
     return out
 
 
@@ -992,7 +1001,7 @@ def build_model(cfg: StudyConfig, *, inputs: ModelInputs | None = None,
                                       group_column=cfg.group.column if cfg.group else None, levels=levels,
                                       n_boot=settings.n_boot, seed=settings.seed, alpha=settings.alpha,
                                       min_answered=settings.min_answered)
-    areas = improvement_areas(factors=factor_table, levels=levels)
+    areas = improvement_areas(factors=factor_table, levels=levels, item_comparison=inputs.item_comparison)
     kpis = kpi_catalogue(cfg=cfg, factors=factor_table, kpi_status=inputs.kpi_status, lang=lang)
     if not cfg.kpis:
         notes.append("note_no_kpis")
