@@ -339,7 +339,9 @@ def load_codebook(path: Path, cfg: StudyConfig | None = None) -> pd.DataFrame:
     Columns: ``variable, type, stage, factor, latent, scale_min, scale_max, reverse, label_en, label_lt``.
     ``type`` is one of id, group, importance, performance, outcome, profile, comment. Rating items
     (importance, performance, outcome) need a scale; importance and performance items need a ``factor``
-    from the config's catalogue. ``latent`` is the hypothesised EFA factor (may be empty).
+    from the config's catalogue. ``latent`` is the hypothesised EFA factor (may be empty). Labels are what
+    reports show after recoding, so a reverse-keyed item is labelled by its positive pole (e.g. "Accuracy of
+    documents (asked negatively; reverse-scored)"), not by the negative questionnaire wording.
     """
     path = paths.inside_project(path, what="codebook")
     if not path.is_file():
