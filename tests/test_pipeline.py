@@ -124,10 +124,10 @@ def test_only_selects_the_notebook_and_what_it_needs():
 def test_parameters_are_parsed_as_yaml_scalars_and_strings_stay_strings():
     code = 'x"; import os; os.system("echo pwned") #'
     parsed = parse_params(["n=3", "alpha=0.01", "flag=true", "none=null", "empty=", "lang=lt", "zip='007'",
-                           f"code={code}", "list=[1, 2]", "mapping=a: b", "date=2024-01-31", "multi=a\n  b ",
+                           f"code={code}", "list=[1, b, null]", "nested=[[1]]", "mapping=a: b", "date=2024-01-31", "multi=a\n  b ",
                            'quote="unterminated'])
     assert parsed == {"n": 3, "alpha": 0.01, "flag": True, "none": None, "empty": None, "lang": "lt", "zip": "007",
-                      "code": code, "list": "[1, 2]", "mapping": "a: b", "date": "2024-01-31", "multi": "a\n  b ",
+                      "code": code, "list": [1, "b", None], "nested": "[[1]]", "mapping": "a: b", "date": "2024-01-31", "multi": "a\n  b ",
                       "quote": '"unterminated'}
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         parse_params(["analysis.alpha=0.1"])
@@ -316,3 +316,45 @@ def test_failure_stops_dependents_and_says_where(tmp_path, monkeypatch):
     assert manifest["01_broken"]["status"] == "failed"
     index = (reports / "index.html").read_text()
     assert "status-failed" in index and "status-skipped" in index
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+def test_second_language_renders_beside_the_first(built, tmp_path):
+    root = copy_of(built, tmp_path)
+    summary, log = fixture_run(root, graph=GRAPH_OK[:2], params=["language=lt"])
+    assert statuses(summary) == {"alpha": "ran", "beta": "ran"}, log
+    reports = root / "reports" / "fixture-lt"
+    assert json.loads((reports / "results" / "beta.json").read_text())["language"] == "lt"
+    assert (root / "data" / "processed" / "fixture-lt" / "alpha.parquet").is_file()
+    assert '<html lang="lt">' in (reports / "index.html").read_text()
+    assert "Kilmė" in (reports / "01_beta.html").read_text()  # the provenance heading in Lithuanian
+    summary, _ = fixture_run(root)  # the English reports are untouched and still up to date
+    assert set(statuses(summary).values()) == {"up_to_date"}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+def test_demo_study_runs_end_to_end_and_its_results_are_documented(tmp_path):
+    """`make reports` in a temporary output root: every notebook of GRAPH runs, and every results key is
+    documented in docs/results.md (and every documented key is produced)."""
+    stream = io.StringIO()
+    summary = run(study="studies/demo/study.yaml", output_root=tmp_path, jobs=2, quiet=True, stream=stream)
+    log = stream.getvalue()
+    assert summary.ok and statuses(summary) == {n.short: "ran" for n in GRAPH}, log
+    doc = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    for node in GRAPH:
+        section = re.search(rf"^## {node.short} \(`{node.name}`\)\n(.*?)(?=^## |\Z)", doc, flags=re.M | re.S)
+        assert section, f"docs/results.md has no section '## {node.short} (`{node.name}`)'"
+        rows = [ln.split("|")[1] for ln in section.group(1).splitlines() if ln.startswith("| `")]
+        documented = set(re.findall(r"`(\w+)`", " ".join(rows)))
+        produced = set(json.loads((tmp_path / "reports" / "demo" / "results" / f"{node.short}.json")
+                                  .read_text())["results"])
+        assert produced - documented == set(), f"{node.short}: undocumented keys"
+        assert documented - produced == set(), f"{node.short}: documented keys not produced"
+    index = tmp_path / "reports" / "demo" / "index.html"
+    for href in [a["href"] for t, a in parse(index) if t == "a"]:
+        assert (index.parent / href).is_file(), href
+    for node in GRAPH:
+        classes = " ".join(a.get("class", "") for _, a in parse(tmp_path / "reports" / "demo" / f"{node.name}.html"))
+        assert "jp-CodeMirrorEditor" not in classes and "jp-InputPrompt" not in classes

@@ -63,13 +63,14 @@ class StudyPaths:
 
     @property
     def processed(self) -> Path:
-        return DATA_PROCESSED / self.study_id
+        return DATA_PROCESSED / f"{self.study_id}{os.environ.get('RESEARCH_OUTPUT_SUFFIX', '')}"
 
     @property
     def reports(self) -> Path:
-        # `research run -p language=lt` renders a second language beside the first (reports/<id>-lt); the
-        # pipeline tells its kernels so through RESEARCH_REPORTS_SUFFIX (unset: reports/<id>).
-        return REPORTS / f"{self.study_id}{os.environ.get('RESEARCH_REPORTS_SUFFIX', '')}"
+        # `research run -p language=lt` renders a second language beside the first, in reports/<id>-lt and
+        # data/processed/<id>-lt (tables carry labels); the pipeline tells its kernels through
+        # RESEARCH_OUTPUT_SUFFIX (unset: reports/<id>, data/processed/<id>).
+        return REPORTS / f"{self.study_id}{os.environ.get('RESEARCH_OUTPUT_SUFFIX', '')}"
 
     @property
     def results(self) -> Path:

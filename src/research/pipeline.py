@@ -102,9 +102,10 @@ GRAPH: tuple[Node, ...] = (
          ("survey", "survey_missing", "expert_ratings", "expert_panel", "service_records")),
     Node("01_expert_evaluation", "experts", ("prepare",), ("expert_weights", "expert_agreement")),
     Node("02_factor_analysis", "efa", ("prepare",), ("factor_scores", "efa_loadings", "factor_map")),
-    Node("03_survey_comparison", "survey", ("prepare", "efa"), ("item_comparison", "ipa_items")),
-    Node("04_supervision_model", "model", ("experts", "efa", "survey"), ()),
-    Node("05_quality_monitoring", "monitoring", ("prepare", "model"), ("kpi_status",)),
+    Node("03_survey_comparison", "survey", ("prepare", "efa"), ("item_comparison", "ipa_items", "ipa_stages")),
+    Node("04_supervision_model", "model", ("experts", "efa", "survey"),
+         ("model_factors", "model_stage_index", "improvement_areas")),
+    Node("05_quality_monitoring", "monitoring", ("prepare", "model"), ("kpi_status", "kpi_monthly")),
 )
 
 
@@ -167,10 +168,11 @@ def select(graph: Sequence[Node], only: Iterable[str]) -> tuple[tuple[Node, ...]
 # --- parameters -----------------------------------------------------------------------------------------
 def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
     """Parse ``-p KEY=VALUE`` options; each value is read as one YAML scalar (``3`` -> int, ``0.01`` ->
-    float, ``true`` -> bool, ``null`` or nothing -> ``None``, ``'007'`` -> the string ``007``).
+    float, ``true`` -> bool, ``null`` or nothing -> ``None``, ``'007'`` -> the string ``007``); a one-line
+    flow list of such scalars (``[foreign, lithuanian]``) gives a list, for list parameters.
 
-    Values are data, never code: any other value (text, a list, a mapping, a date, several lines) is
-    passed on as exactly the string typed, and papermill writes strings as escaped Python literals.
+    Values are data, never code: any other value (text, a mapping, a date, several lines) is passed on as
+    exactly the string typed, and papermill writes strings as escaped Python literals.
     """
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -184,8 +186,11 @@ def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
-        quoted = isinstance(value, str) and raw.strip()[:1] in ("'", '"') and "\n" not in raw
-        if not (value is None or isinstance(value, bool | int | float) or quoted):
+        single_line = "\n" not in raw
+        quoted = isinstance(value, str) and raw.strip()[:1] in ("'", '"') and single_line
+        scalar_list = (isinstance(value, list) and raw.strip().startswith("[") and single_line
+                       and all(v is None or isinstance(v, str | bool | int | float) for v in value))
+        if not (value is None or isinstance(value, bool | int | float) or quoted or scalar_list):
             value = raw  # verbatim: YAML would fold newlines and strip spaces of a plain string
         out[key] = value
     return out
@@ -317,7 +322,7 @@ class StudyFacts:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where one run writes (``reports/<study>[-<lang>]``) and reads processed tables."""
+    """Where one run writes: ``reports/<study>[-<lang>]`` and ``data/processed/<study>[-<lang>]``."""
 
     output_root: Path
     study_id: str
@@ -329,7 +334,7 @@ class Layout:
 
     @property
     def processed(self) -> Path:
-        return self.output_root / "data" / "processed" / self.study_id
+        return self.output_root / "data" / "processed" / f"{self.study_id}{self.suffix}"
 
     @property
     def manifest(self) -> Path:
@@ -510,7 +515,8 @@ def run(*, study: str | os.PathLike | None = None, only: Iterable[str] = (), for
     params
         Notebook parameters (``{"alpha": 0.01}`` or ``["alpha=0.01"]``). A notebook receives those it
         declares in its ``parameters`` cell; a key that no selected notebook declares is an error.
-        ``language`` different from the config's renders into ``reports/<study>-<language>``.
+        ``language`` different from the config's renders into ``reports/<study>-<language>`` (with its
+        own ``data/processed/<study>-<language>``: processed tables carry labels in the report language).
     quiet
         One line per notebook instead of progress bars.
     notebooks_dir, graph
@@ -717,7 +723,7 @@ class _Runner:
                 "nav": {"index": "index.html", "code": f"code/{node.name}.html", "reviewer": f"../{node.name}.html",
                         "index_from_code": "../index.html"}}
         env = {**os.environ, **self.kernel_env, "RESEARCH_OUTPUT_ROOT": str(layout.output_root),
-               "RESEARCH_REPORTS_SUFFIX": layout.suffix}
+               "RESEARCH_OUTPUT_SUFFIX": layout.suffix}
         slot = self.free_slots.popleft() if self.free_slots else 0
         worker = _Worker(node, spec, env, self.events, slot, reason, started)
         self.running[node.short] = worker
@@ -756,9 +762,12 @@ class _Runner:
         wall = done.get("wall_time")
         files = tuple(layout.rel(p) for p in layout.reports_of(node))
         if done.get("ok"):
-            data = [layout.rel(layout.results(node))] + [layout.rel(p) for p in self._tables_written(node, worker)]
+            written = self._files_written(node, worker)
+            data = [layout.rel(layout.results(node))] + [layout.rel(p) for p in written
+                                                         if p.parent != layout.reports]
             data = [d for d in dict.fromkeys(data) if _abs(d, layout).exists()]
-            outputs = _hash_outputs([*data, *files], layout)
+            exports = [layout.rel(p) for p in written if p.parent == layout.reports]
+            outputs = _hash_outputs([*data, *exports, *files], layout)
             self.manifest["notebooks"][node.name] = {
                 "short": short, "status": "ok", "key": plan.key, "inputs": plan.inputs, "reason": worker.reason,
                 "data_outputs": data, "outputs": outputs, "wall_time": round(wall or 0.0, 3),
@@ -779,16 +788,21 @@ class _Runner:
         _write_manifest(layout.manifest, self.manifest)
         self._report(outcome)
 
-    def _tables_written(self, node: Node, worker: _Worker) -> list[Path]:
-        """Declared tables plus processed files modified during the run that no other notebook declares."""
-        declared = self.layout.tables(node)
-        others = {p for n in self.selected if n.short != node.short for p in self.layout.tables(n)}
+    def _files_written(self, node: Node, worker: _Worker) -> list[Path]:
+        """Declared tables, plus files modified during the run that no other notebook declares: in the
+        processed folder (e.g. ``prepare_manifest.json``) and beside the reports (e.g. exported tables)."""
+        layout = self.layout
+        declared = layout.tables(node)
+        others = {p for n in self.selected if n.short != node.short for p in layout.tables(n)}
+        ours = {layout.index, layout.manifest} | {p for n in self.selected for p in layout.reports_of(n)}
         found = []
-        if self.layout.processed.is_dir():
-            for p in sorted(self.layout.processed.iterdir()):
-                if p.is_file() and not p.name.startswith(".") and p not in others and p not in declared:
-                    if p.stat().st_mtime_ns >= worker.started_ns:
-                        found.append(p)
+        for folder in (layout.processed, layout.reports):
+            if not folder.is_dir():
+                continue
+            for p in sorted(folder.iterdir()):
+                if (p.is_file() and not p.name.startswith(".") and p not in others and p not in declared
+                        and p not in ours and p.stat().st_mtime_ns >= worker.started_ns):
+                    found.append(p)
         return [p for p in declared if p.exists()] + found
 
     # -- the end

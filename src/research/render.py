@@ -187,7 +187,12 @@ def notebook_html(nb: Any, *, reviewer: bool, title: str, lang: str = "en",
 
 
 # --- study index --------------------------------------------------------------------------------------
-def _fmt_result(value: Any, lang: str) -> str:
+def _is_p_value(key: str) -> bool:
+    key = key.lower()
+    return key == "p" or key.startswith("p_") or key.endswith("_p") or "_p_" in key
+
+
+def _fmt_scalar(value: Any, lang: str, key: str = "") -> str:
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -195,31 +200,43 @@ def _fmt_result(value: Any, lang: str) -> str:
     if isinstance(value, int):
         return i18n.fmt_number(value, 0, lang)
     if isinstance(value, float):
-        digits = 4 if abs(value) < 1 else 3
-        return i18n.fmt_number(value, digits, lang)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        if len(value) <= 8 and all(v is None or isinstance(v, str | int | float | bool) for v in value):
-            return ", ".join(_fmt_result(v, lang) for v in value)
-        return f"[{len(value)}]"
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)[:200]
+        if _is_p_value(key) and 0 <= value <= 1:
+            return i18n.fmt_p(value, lang)
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+            text = f"{value:.3g}"
+            return text.replace(".", ",") if lang == "lt" else text
+        return i18n.fmt_number(value, 3, lang)
+    return str(value)
 
 
-def flatten_results(results: Mapping[str, Any], lang: str = "en", *, max_depth: int = 3,
-                    max_rows: int = 200) -> list[tuple[str, str]]:
-    """Key results as ``(dotted key, formatted value)`` rows for the index (nested dicts flattened)."""
-    rows: list[tuple[str, str]] = []
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
 
-    def walk(prefix: str, value: Any, depth: int) -> None:
-        if isinstance(value, Mapping) and depth < max_depth and value:
-            for k in sorted(value, key=str):
-                walk(f"{prefix}.{k}" if prefix else str(k), value[k], depth + 1)
+
+def summarise_results(results: Mapping[str, Any], lang: str = "en", *, max_inline: int = 8,
+                      ) -> list[tuple[str, str, str | None]]:
+    """Key results as index rows ``(key, shown value, details)``.
+
+    Scalars are formatted for the report language (p-values APA style); a short list or flat mapping of
+    scalars is shown on one line (``F1 = 0.805, F2 = 0.795``); anything longer or nested is summarised
+    (``18 entries``) with its full JSON as ``details`` (shown collapsed).
+    """
+    rows: list[tuple[str, str, str | None]] = []
+    for key in sorted(results, key=str):
+        value = results[key]
+        if _is_scalar(value):
+            rows.append((key, _fmt_scalar(value, lang, key), None))
+        elif isinstance(value, list) and len(value) <= max_inline and all(_is_scalar(v) for v in value):
+            rows.append((key, ", ".join(_fmt_scalar(v, lang, key) for v in value) or "–", None))
+        elif (isinstance(value, Mapping) and len(value) <= max_inline
+              and all(_is_scalar(v) for v in value.values())):
+            shown = ", ".join(f"{k} = {_fmt_scalar(v, lang, key)}" for k, v in value.items())
+            rows.append((key, shown or "–", None))
         else:
-            rows.append((prefix, _fmt_result(value, lang)))
-
-    walk("", dict(results), 0)
-    return rows[:max_rows]
+            n = len(value) if isinstance(value, list | Mapping) else 1
+            detail = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=1)
+            rows.append((key, t("n_entries", lang, n=n), detail))
+    return rows
 
 
 def render_index(*, title: str, company: str, synthetic: bool, lang: str, date: str,
@@ -236,7 +253,7 @@ def render_index(*, title: str, company: str, synthetic: bool, lang: str, date: 
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     catalogue_keys = i18n.catalogue(CATALOGUE).keys()
     texts = {k: t(k, lang, date=date) if k == "index_intro" else i18n.label(CATALOGUE, k, lang)
-             for k in catalogue_keys}
+             for k in catalogue_keys if k not in ("n_entries", "seconds")}
     rows = []
     for nb in notebooks:
         wall = nb.get("wall_time")
@@ -245,7 +262,7 @@ def render_index(*, title: str, company: str, synthetic: bool, lang: str, date: 
             "status_text": i18n.label(CATALOGUE, f"status_{nb['status']}", lang), "detail": nb.get("detail") or "",
             "wall_time": t("seconds", lang, value=i18n.fmt_number(float(wall), 1, lang)) if wall is not None else "–",
             "finished": nb.get("finished") or "–", "links": nb.get("links") or [], "stale": bool(nb.get("stale")),
-            "results": flatten_results(nb.get("results") or {}, lang), "warnings": list(nb.get("warnings") or []),
+            "results": summarise_results(nb.get("results") or {}, lang), "warnings": list(nb.get("warnings") or []),
         })
     template = env.get_template(INDEX_TEMPLATE)
     return template.render(title=title, company=company, synthetic=synthetic, lang=lang, t=texts,
