@@ -162,7 +162,9 @@ def test_fit_index_formulas(hs_fits):
     multiplier = n - 1 - (2 * p + 5) / 6 - 2 * k / 3
     assert_allclose(fit.chi2, fit.objective * multiplier, rtol=1e-12)
     assert_allclose(fit.p, stats.chi2.sf(fit.chi2, 12), rtol=1e-10)
-    assert_allclose(fit.rmsea, np.sqrt(fit.objective / 12 - 1 / (n - 1)), rtol=1e-12)
+    # psych fa.stats: sqrt(max(STATISTIC / (dof * n.obs) - 1 / (n.obs - 1), 0)); psych's value itself is
+    # checked in tests/test_r_crosscheck.py
+    assert_allclose(fit.rmsea, np.sqrt(fit.chi2 / (12 * n) - 1 / (n - 1)), rtol=1e-12)
     assert_allclose(fit.bic, fit.chi2 - 12 * np.log(n), rtol=1e-12)
     # the 90% limits invert the non-central chi-square at the observed statistic
     lam_low, lam_high = fit.rmsea_lower ** 2 * (n - 1) * 12, fit.rmsea_upper ** 2 * (n - 1) * 12

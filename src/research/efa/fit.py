@@ -293,8 +293,12 @@ class FitIndices:
     tli
         Tucker-Lewis index ``(M0 - Mm) / (M0 - 1/nm)`` with ``M0 = 2 F0 / (p (p - 1))``, ``Mm = F/df``.
     rmsea, rmsea_lower, rmsea_upper
-        ``sqrt(max(F/df - 1/(n - 1), 0))`` and its 90% confidence limits (non-central chi-square
-        inversion, psych's ``alpha = .1``).
+        psych's ``sqrt(max(chi2 / (df n) - 1/(n - 1), 0))`` with the Bartlett-corrected ``chi2`` (note
+        ``n``, not ``n - 1``, in the first term, as psych 2.2.9 ``fa.stats``; the textbook
+        ``sqrt(max((chi2 - df) / (df (n - 1)), 0))`` is slightly larger, 0.0541 instead of 0.0540 for
+        Holzinger-Swineford) and its 90% confidence limits ``sqrt(lambda / ((n - 1) df))`` from the
+        non-central chi-square inversion (psych's ``alpha = .1``). Validated against psych
+        (``tests/test_r_crosscheck.py``).
     bic
         ``chi2 - df log(n)``.
     n_obs
@@ -349,7 +353,8 @@ def _fit_indices(R: np.ndarray, pattern: np.ndarray, phi: np.ndarray, n_obs: int
     mm = objective / dof if dof > 0 else nan
     tli = (m0 - mm) / (m0 - 1 / multiplier) if dof > 0 else nan
     if dof > 0:
-        rmsea = math.sqrt(max(objective / dof - 1 / (n - 1), 0.0))
+        # psych fa.stats: RMSEA <- sqrt(max(chisq / (dof * n.obs) - 1 / (n.obs - 1), 0))
+        rmsea = math.sqrt(max(chi2 / (dof * n) - 1 / (n - 1), 0.0))
         tail = alpha / 2
         upper_end = max(n, chi2) + 2 * n
 
