@@ -130,3 +130,22 @@ def test_data_error_is_one_line():
     assert str(err) == ("data/raw/x.csv, row 17, column PERF_S1_RESP: value outside the scale "
                         "(value 7; expected 1..5 or a missing code (-1, -9))")
     assert "\n" not in str(err)
+
+
+def test_xlsx_is_byte_identical_across_saves(tmp_path):
+    import time
+
+    import openpyxl
+
+    df = pd.DataFrame({"factor": ["S1_RESP", "=1+1"], "weight": [0.6, 0.4]})
+    digests = []
+    for name in ("a.xlsx", "b.xlsx"):
+        with io.atomic_path(tmp_path / name, suffix=".xlsx") as tmp:
+            with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+                io.neutralise_formulas(df).to_excel(writer, sheet_name="factors", index=False)
+            io.make_xlsx_reproducible(tmp)
+        digests.append(io.sha256_file(tmp_path / name))
+        time.sleep(1.1)  # openpyxl stamps the save time with one-second resolution
+    assert digests[0] == digests[1]
+    sheet = openpyxl.load_workbook(tmp_path / "a.xlsx")["factors"]
+    assert [c.value for c in sheet["A"]] == ["factor", "S1_RESP", "'=1+1"]

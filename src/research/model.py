@@ -70,7 +70,7 @@ from scipy import stats
 from . import i18n
 from .config import StudyConfig, items
 from .errors import AnalysisError, DataError
-from .io import atomic_path, neutralise_formulas, read_table, write_json, write_table
+from .io import atomic_path, make_xlsx_reproducible, neutralise_formulas, read_table, write_json, write_table
 
 __all__ = [
     "ALL",
@@ -1141,6 +1141,7 @@ def export_model(model: SupervisionModel, cfg: StudyConfig) -> list[Path]:
                     width = max(len(str(c.value)) if c.value is not None else 0 for c in column)
                     ws.column_dimensions[column[0].column_letter].width = min(max(width + 2, 8), 80)
                 ws.freeze_panes = "A2"
+        make_xlsx_reproducible(tmp)
     written.append(target)
     payload = {"study": cfg.study.id, "synthetic": cfg.study.synthetic, "language": lang,
                "settings": {k: getattr(model.settings, k) for k in model.settings.__dataclass_fields__},

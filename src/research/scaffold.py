@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import paths
 from .errors import ConfigError
-from .io import atomic_path, write_text
+from .io import atomic_path, make_xlsx_reproducible, write_text
 
 SERVICE_RECORD_COLUMNS = ["order_id", "client_id", "origin", "inquiry_at", "response_at", "contract_signed_at",
                           "planned_delivery", "actual_delivery", "contract_terms_met", "complaint",
@@ -74,10 +74,12 @@ def new_study(name: str, *, force: bool = False) -> list[Path]:
     for sheet, frame in sheets.items():
         put(raw_dir / f"{sheet}.csv", frame.to_csv(index=False, lineterminator="\n"))
     xlsx = raw_dir / "templates.xlsx"
-    with atomic_path(xlsx, suffix=".xlsx") as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-        pd.DataFrame(INSTRUCTIONS, columns=["sheet", "how to fill it in"]).to_excel(
-            writer, sheet_name="instructions", index=False)
-        for sheet, frame in sheets.items():
-            frame.to_excel(writer, sheet_name=sheet, index=False)
+    with atomic_path(xlsx, suffix=".xlsx") as tmp:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+            pd.DataFrame(INSTRUCTIONS, columns=["sheet", "how to fill it in"]).to_excel(
+                writer, sheet_name="instructions", index=False)
+            for sheet, frame in sheets.items():
+                frame.to_excel(writer, sheet_name=sheet, index=False)
+        make_xlsx_reproducible(tmp)
     written.append(xlsx)
     return written
