@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .. import i18n
-from . import PALETTE, new_figure
+from . import PALETTE, localise_axes, new_figure
 
 __all__ = ["correlation_heatmap", "scree_plot", "loading_heatmap", "factor_diagram"]
 
@@ -49,14 +49,16 @@ def correlation_heatmap(corr: pd.DataFrame, *, item_labels: Mapping[str, str] | 
     p = corr.shape[0]
     mask = np.triu(np.ones((p, p), dtype=bool), k=1)
     fig, ax = new_figure(width=max(6.0, 2.5 + 0.42 * p), height=max(5.0, 2.0 + 0.38 * p))
-    sns.heatmap(corr.to_numpy(), mask=mask, ax=ax, cmap="RdBu_r", vmin=-1, vmax=1, center=0,
-                annot=p <= 20, fmt=".2f", annot_kws={"size": 6}, linewidths=0.3, linecolor="white",
+    values = corr.to_numpy(dtype=float)
+    annot = np.vectorize(lambda v: i18n.fmt_number(v, 2, lang))(values) if p <= 20 else False
+    sns.heatmap(values, mask=mask, ax=ax, cmap="RdBu_r", vmin=-1, vmax=1, center=0,
+                annot=annot, fmt="", annot_kws={"size": 6}, linewidths=0.3, linecolor="white",
                 cbar_kws={"label": _t("fig_correlation", lang)})
     labels = _labels(corr.index, item_labels, 35)
     ax.set_xticks(np.arange(p) + 0.5, labels, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(np.arange(p) + 0.5, labels, rotation=0, fontsize=7)
     ax.set_title(_t("fig_corr_title", lang))
-    return fig
+    return localise_axes(fig, lang)
 
 
 def scree_plot(observed: Sequence[float], *, simulated: Sequence[float] | None = None,
@@ -98,7 +100,7 @@ def scree_plot(observed: Sequence[float], *, simulated: Sequence[float] | None =
     ax.set_ylabel(_t("fig_eigenvalue", lang))
     ax.set_title(_t("fig_scree_title", lang))
     ax.legend(loc="upper right", fontsize=8)
-    return fig
+    return localise_axes(fig, lang)
 
 
 def loading_heatmap(loadings: pd.DataFrame, *, cutoff: float = 0.3,
@@ -114,7 +116,7 @@ def loading_heatmap(loadings: pd.DataFrame, *, cutoff: float = 0.3,
     ax.set_xticks(np.arange(k) + 0.5, [_plain(c, 12) for c in loadings.columns], rotation=0)
     ax.set_yticks(np.arange(p) + 0.5, _labels(loadings.index, item_labels, 45), rotation=0, fontsize=7)
     ax.set_title(_t("fig_loadings_title", lang).format(cutoff=i18n.fmt_number(cutoff, 2, lang)))
-    return fig
+    return localise_axes(fig, lang)
 
 
 def factor_diagram(loadings: pd.DataFrame, *, cutoff: float = 0.3, phi: pd.DataFrame | None = None,
@@ -175,4 +177,4 @@ def factor_diagram(loadings: pd.DataFrame, *, cutoff: float = 0.3, phi: pd.DataF
                Line2D([0], [0], color="0.3", linestyle="--", label=_t("fig_negative", lang))]
     ax.legend(handles=handles, loc="upper right", fontsize=7, frameon=False)
     ax.set_title(_t("fig_diagram_title", lang).format(cutoff=i18n.fmt_number(cutoff, 2, lang)))
-    return fig
+    return localise_axes(fig, lang)

@@ -19,7 +19,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from .. import i18n
-from . import PALETTE, new_figure
+from . import PALETTE, localise_axes, new_figure
 
 __all__ = ["rank_heatmap", "weights_by_stage"]
 
@@ -60,7 +60,7 @@ def rank_heatmap(ranks: pd.DataFrame, *, factor_labels: Mapping[str, str] | None
     ax.set_xlabel(_t("fig_expert", lang))
     ax.set_ylabel("")
     ax.set_title(_t("fig_heatmap_title", lang))
-    return fig
+    return localise_axes(fig, lang)
 
 
 def weights_by_stage(weights: pd.DataFrame, *, factor_labels: Mapping[str, str] | None = None,
@@ -97,4 +97,4 @@ def weights_by_stage(weights: pd.DataFrame, *, factor_labels: Mapping[str, str] 
                for s in stages]
     handles.append(Line2D([0], [0], color="#777777", linestyle=":", label=_t("fig_equal_weight", lang)))
     ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=True)
-    return fig
+    return localise_axes(fig, lang)

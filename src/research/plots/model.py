@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from .. import i18n
-from . import PALETTE, new_figure, setup_style
+from . import PALETTE, localise_axes, new_figure, setup_style
 
 __all__ = ["ipa_scatter", "model_diagram", "priority_heatmap", "stage_index_plot"]
 
@@ -179,7 +179,7 @@ def model_diagram(*, weights: pd.DataFrame, kpis: pd.DataFrame, stage_labels: Ma
         top = y0 - gap
     if highlight:
         ax.text(0.1, -0.1, _t("diagram_highlight", lang), fontsize=7.5, color="#c0392b", va="bottom")
-    return fig
+    return localise_axes(fig, lang)
 
 
 def ipa_scatter(*, factors: pd.DataFrame, group_labels: Mapping[str, str], lang: str = "en") -> Figure:
@@ -234,7 +234,7 @@ def ipa_scatter(*, factors: pd.DataFrame, group_labels: Mapping[str, str], lang:
     axes[0][0].set_ylabel(_t("importance_axis", lang))
     axes[0][-1].legend(title=_t("stage_legend", lang), fontsize=7, title_fontsize=8, loc="upper left",
                        bbox_to_anchor=(1.02, 1.0))
-    return fig
+    return localise_axes(fig, lang)
 
 
 def stage_index_plot(*, stage_index: pd.DataFrame, stage_labels: Mapping[str, str],
@@ -276,7 +276,7 @@ def stage_index_plot(*, stage_index: pd.DataFrame, stage_labels: Mapping[str, st
     ax.set_ylim(max(0.0, lo - 8), min(100.0, hi + 8))
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(_t("stage_index_title", lang))
-    return fig
+    return localise_axes(fig, lang)
 
 
 def priority_heatmap(*, factors: pd.DataFrame, group: str = _ALL, stage_labels: Mapping[str, str],
@@ -322,4 +322,4 @@ def priority_heatmap(*, factors: pd.DataFrame, group: str = _ALL, stage_labels: 
     ax.grid(False)
     fig.colorbar(image, ax=ax, label=_t("priority", lang), shrink=0.85)
     ax.set_title(_t("heatmap_title", lang))
-    return fig
+    return localise_axes(fig, lang)

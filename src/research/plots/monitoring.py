@@ -16,7 +16,7 @@ from matplotlib.ticker import FuncFormatter
 from .. import i18n
 from ..config import KPI, StudyConfig
 from ..monitoring import ControlChart
-from . import new_figure
+from . import localise_axes, new_figure
 
 STATUS_COLOURS = {"on_target": "#029e73", "warning": "#de8f05", "out_of_control": "#d55e00", "no_target": "#949494"}
 _STATUS_LABEL_KEY = {"on_target": "on_target", "warning": "warning_status", "out_of_control": "out_of_control",
@@ -130,7 +130,7 @@ def control_chart_figure(chart: ControlChart, *, kpi: KPI, lang: str = "en", tit
         fig.align_ylabels([ax, ax_mr])
     else:
         _month_axis(ax, months, lang)
-    return fig
+    return localise_axes(fig, lang)
 
 
 def status_overview(status: pd.DataFrame, *, cfg: StudyConfig, lang: str = "en") -> Figure:
@@ -172,4 +172,4 @@ def status_overview(status: pd.DataFrame, *, cfg: StudyConfig, lang: str = "en")
     handles = [Patch(color=c, label=status_label(s, lang)) for s, c in STATUS_COLOURS.items()]
     fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
     fig.suptitle(_t("fig_status_title", lang))
-    return fig
+    return localise_axes(fig, lang)

@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from .. import i18n
-from . import PALETTE, new_figure
+from . import PALETTE, localise_axes, new_figure
 
 __all__ = ["likert_bars", "importance_performance", "effect_forest"]
 
@@ -89,7 +89,7 @@ def likert_bars(percentages: pd.DataFrame, *, item_labels: Mapping[str, str] | N
     ax.set_title(_t("fig_likert_title", lang))
     ax.legend(title=_t("fig_scale_point", lang), ncols=len(points), loc="lower center",
               bbox_to_anchor=(0.5, 1.02 + 0.6 / max(n_rows, 1)), frameon=False, fontsize=8)
-    return fig
+    return localise_axes(fig, lang)
 
 
 def importance_performance(ipa: pd.DataFrame, *, factor_labels: Mapping[str, str] | None = None,
@@ -128,7 +128,7 @@ def importance_performance(ipa: pd.DataFrame, *, factor_labels: Mapping[str, str
     handles += [Patch(color=colours[g], label=_plain(glab.get(g, g), 30)) for g in groups]
     ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.04), ncols=min(len(handles), 4),
               frameon=False, fontsize=8)
-    return fig
+    return localise_axes(fig, lang)
 
 
 def effect_forest(comparison: pd.DataFrame, *, alpha: float = 0.05, effect: str | None = None,
@@ -168,4 +168,4 @@ def effect_forest(comparison: pd.DataFrame, *, alpha: float = 0.05, effect: str 
     ax.legend(handles=[Patch(color=colours[1], label=i18n.text("survey", "fig_significant", lang, alpha=shown_alpha)),
                        Patch(color=colours[0], label=_t("fig_not_significant", lang))],
               loc="lower center", bbox_to_anchor=(0.5, 1.04), ncols=2, frameon=False, fontsize=8)
-    return fig
+    return localise_axes(fig, lang)
