@@ -189,6 +189,8 @@ def test_dag_order_outputs_and_quiet_log(built):
     assert len(lines) == 4 and all(re.match(r"ran +\d\d_\w+ in \d+\.\d s \(never run\)$", ln) for ln in lines)
     beta = json.loads((root / "reports" / "fixture" / "results" / "beta.json").read_text())
     assert beta["results"] == {"label": "plain", "scaled_total": 20.0}  # (2 + 3 + 5) * 2.0
+    gamma = json.loads((root / "reports" / "fixture" / "results" / "gamma.json").read_text())
+    assert gamma["results"]["kernel_transport"] == "ipc"  # Unix sockets: no TCP port races between kernels
 
 
 @pytest.mark.slow

@@ -38,8 +38,10 @@ import json
 import os
 import queue
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -599,6 +601,7 @@ class _Runner:
         self.bars: dict[str, Any] = {}
         self.overall = None
         self.free_slots: deque[int] = deque(range(1, jobs + 1))
+        self.scratch: Path | None = None
 
     # -- messages
     def say(self, line: str) -> None:
@@ -631,6 +634,7 @@ class _Runner:
 
         language = next((p.params.get("language") for p in self.plans.values() if p.params.get("language")), None)
         load_study(self.facts.source, language=language)
+        self.scratch = Path(tempfile.mkdtemp(prefix="research-run-", dir="/tmp" if os.path.isdir("/tmp") else None))
         env = {**KERNEL_ENVIRONMENT, **{k: v for k, v in os.environ.items() if k in KERNEL_ENVIRONMENT}}
         self.kernel_env = env
         self.environment = environment_provenance(paths.PROJECT_ROOT, env)
@@ -690,14 +694,15 @@ class _Runner:
                 elif pending and not self.running and not progressed:  # pragma: no cover - a scheduler bug
                     raise RuntimeError(f"pipeline stalled with {[n.name for n in pending]} pending")
         except BaseException:
-            for worker in self.running.values():
-                worker.stop()
+            _stop_all(list(self.running.values()))
             raise
         finally:
             if self.overall is not None:
                 for bar in self.bars.values():
                     bar.close()
                 self.overall.close()
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
         index = self._finish()
         summary = RunSummary(tuple(self.outcomes[n.short] for n in self.selected), self.layout.reports, index)
         self._print_failures(summary)
@@ -719,7 +724,7 @@ class _Runner:
         spec = {"input": str(plan.path), "executed": str(layout.executed(node)),
                 "reviewer_html": str(layout.reviewer_html(node)), "full_html": str(layout.full_html(node)),
                 "parameters": plan.params, "kernel_name": paths.KERNEL_NAME, "cwd": str(paths.PROJECT_ROOT),
-                "title": title, "lang": lang, "provenance": prov,
+                "title": title, "lang": lang, "provenance": prov, "scratch": str(self.scratch),
                 "nav": {"index": "index.html", "code": f"code/{node.name}.html", "reviewer": f"../{node.name}.html",
                         "index_from_code": "../index.html"}}
         env = {**os.environ, **self.kernel_env, "RESEARCH_OUTPUT_ROOT": str(layout.output_root),
@@ -979,13 +984,21 @@ class _Worker:
         returncode = self.proc.wait()
         self.events.put((self.node.short, {"event": "exit", "returncode": returncode}))
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+
+
+def _stop_all(workers: Sequence[_Worker], grace: float = 3.0) -> None:
+    """Interrupted: terminate every worker, then kill those still running after ``grace`` seconds. A
+    kernel exits by itself when its worker is gone (ipykernel watches its parent process)."""
+    alive = [w.proc for w in workers if w.proc is not None and w.proc.poll() is None]
+    for proc in alive:
+        proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in alive:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 # --- command line ---------------------------------------------------------------------------------------
@@ -1051,9 +1064,6 @@ def _locate_failure(nb: Any, cell_index: int | None) -> tuple[int | None, int]:
 
 def worker_main(spec: Mapping[str, Any]) -> int:
     """Execute one notebook, write it and its two HTML reports atomically, and report events on stdout."""
-    import shutil
-    import tempfile
-
     import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -1061,7 +1071,8 @@ def worker_main(spec: Mapping[str, Any]) -> int:
     from .io import write_text
     from .render import notebook_html, provenance_cell
 
-    scratch = Path(tempfile.mkdtemp(prefix="research-run-"))
+    # Scratch space inside the run's folder, which the parent removes even when it kills this worker.
+    scratch = Path(tempfile.mkdtemp(prefix=f"{Path(spec['input']).stem[:12]}-", dir=spec.get("scratch")))
     out = scratch / "executed.ipynb"
     executed_cells = 0
     error: dict[str, Any] | None = None
@@ -1077,7 +1088,10 @@ def worker_main(spec: Mapping[str, Any]) -> int:
     t0 = time.perf_counter()
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
         error = None
-        ipc_dir = tempfile.mkdtemp(prefix="rk-", dir="/tmp" if os.path.isdir("/tmp") else None)
+        ipc_dir = tempfile.mkdtemp(prefix="k", dir=scratch)
+        if len(ipc_dir) > 90:  # Unix socket paths are limited to about 107 bytes
+            shutil.rmtree(ipc_dir, ignore_errors=True)
+            ipc_dir = tempfile.mkdtemp(prefix="rk-", dir="/tmp" if os.path.isdir("/tmp") else None)
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(

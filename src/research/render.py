@@ -218,7 +218,7 @@ def summarise_results(results: Mapping[str, Any], lang: str = "en", *, max_inlin
     """Key results as index rows ``(key, shown value, details)``.
 
     Scalars are formatted for the report language (p-values APA style); a short list or flat mapping of
-    scalars is shown on one line (``F1 = 0.805, F2 = 0.795``); anything longer or nested is summarised
+    scalars is shown on one line (``F1: 0.805; F2: 0.795``); anything longer or nested is summarised
     (``18 entries``) with its full JSON as ``details`` (shown collapsed).
     """
     rows: list[tuple[str, str, str | None]] = []
@@ -230,7 +230,7 @@ def summarise_results(results: Mapping[str, Any], lang: str = "en", *, max_inlin
             rows.append((key, ", ".join(_fmt_scalar(v, lang, key) for v in value) or "–", None))
         elif (isinstance(value, Mapping) and len(value) <= max_inline
               and all(_is_scalar(v) for v in value.values())):
-            shown = ", ".join(f"{k} = {_fmt_scalar(v, lang, key)}" for k, v in value.items())
+            shown = "; ".join(f"{k}: {_fmt_scalar(v, lang, key)}" for k, v in value.items())
             rows.append((key, shown or "–", None))
         else:
             n = len(value) if isinstance(value, list | Mapping) else 1
