@@ -76,12 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the study's notebooks (incremental) and render the reports")
     study_arg(p)
     p.add_argument("--only", action="append", default=[], metavar="NAME",
-                   help="run only this notebook (and what it needs); repeatable")
+                   help="run this notebook (short name, NN_name or number; repeatable); the notebooks it "
+                        "needs run only when their outputs are missing or stale")
     p.add_argument("--force", action="store_true", help="rerun even when nothing changed")
     p.add_argument("-j", "--jobs", type=int, default=None, help="notebooks run at once (default: cores)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a notebook parameter or config key (value parsed as YAML scalar)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (CI logs)")
+                   help="set a notebook parameter (repeatable; VALUE read as a YAML scalar, e.g. alpha=0.01, "
+                        "language=lt); notebooks without that parameter ignore it")
+    p.add_argument("-q", "--quiet", action="store_true", help="one line per notebook, no progress bars (CI logs)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("new-study", help="create a study folder with a config, codebook and data templates")
