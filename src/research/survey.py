@@ -1435,7 +1435,7 @@ def comparison_view(table: pd.DataFrame, spec: GroupSpec, labels: Labels, *, lan
         for c in ("U", "p", "r_rb", "r_rb_ci_low", "r_rb_ci_high", "g", "p_adj"):
             if c in t.columns:
                 out[c] = t[c]
-    out["note"] = t["note"]
+    out["note"] = pd.array([localise_note(v, lang, group_labels=spec.labels) for v in t["note"]], dtype="string")
     return out
 
 
@@ -1546,24 +1546,80 @@ def gap_record(ipa: pd.DataFrame, *, alpha: float, top_n: int = 5) -> dict[str, 
             "significant_gaps": rows.loc[rows["gap_p_adj"].lt(alpha).fillna(False), "factor"].astype(str).tolist()}
 
 
-def profile_view(counts: pd.DataFrame, spec: GroupSpec, *, lang: str = "en") -> pd.DataFrame:
-    """:func:`profile_counts` with group names in the headers (``n, <group>`` and ``%, <group>``)."""
+# The notes the analyses write into their tables (in English, as stored in the processed tables) and the
+# catalogue key that says the same in the report language; the groups of each pattern fill the placeholders.
+_NOTE_PATTERNS = (
+    (re.compile(r"group '(?P<group>.+)' has (?P<n>\d+) answers? \(at least 2 needed\)"), "note_group_too_small"),
+    (re.compile(r"no variance: every answer is (?P<value>.+)"), "note_no_variance"),
+    (re.compile(r"no variance within the groups: Welch t and Hedges' g undefined"), "note_no_variance_welch"),
+    (re.compile(r"(?P<n>\d+) observed categor(?:y|ies); at least two categories in two groups needed"),
+     "note_few_categories"),
+    (re.compile(r"expected counts below 5: Monte-Carlo p from (?P<n_sim>\d+) tables with the observed margins"),
+     "note_monte_carlo"),
+    (re.compile(r"expected counts below 5: Fisher's exact test"), "note_fisher"),
+)
+
+
+def localise_note(note: Any, lang: str = "en", *, group_labels: Mapping[str, str] | None = None) -> Any:
+    """A table note (``"; "``-separated parts, as the analyses write them) in the report language.
+
+    Parts the catalogue knows (``note_*`` keys of ``locales/survey.yaml``) are translated, group codes
+    becoming their labels; any other part is kept as written. Missing notes stay missing.
+    """
+    from . import i18n
+
+    if note is None or note is pd.NA or (isinstance(note, float) and math.isnan(note)):
+        return note
+    parts = []
+    for part in str(note).split("; "):
+        for pattern, key in _NOTE_PATTERNS:
+            m = pattern.fullmatch(part)
+            if m:
+                values = m.groupdict()
+                if "group" in values and group_labels:
+                    values["group"] = group_labels.get(values["group"], values["group"])
+                part = i18n.text("survey", key, lang, **values)
+                break
+        parts.append(part)
+    return "; ".join(parts)
+
+
+def _variable_label(name: str, labels: Labels | None) -> str:
+    """Codebook wording of a profile variable; ``variable: choice`` (multiple choice) keeps the choice."""
+    if labels is None:
+        return name
+    head, sep, choice = name.partition(": ")
+    return f"{labels.items.get(head, head)}{sep}{choice}" if sep else labels.items.get(name, name)
+
+
+def profile_view(counts: pd.DataFrame, spec: GroupSpec, *, lang: str = "en",
+                 labels: Labels | None = None) -> pd.DataFrame:
+    """:func:`profile_counts` with group names in the headers (``n, <group>`` and ``%, <group>``) and, given
+    ``labels``, the variables' codebook wording instead of their names."""
     from . import i18n
 
     names = {"variable": "variable", "category": "category"}
     for lv in spec.levels:
         names[f"n_{lv}"] = i18n.text("survey", "col_n_of", lang, group=spec.labels.get(lv, lv))
         names[f"percent_{lv}"] = i18n.text("survey", "col_percent_of", lang, group=spec.labels.get(lv, lv))
-    return counts.rename(columns=names)
+    out = counts.rename(columns=names)
+    if labels is not None:
+        out["variable"] = [_variable_label(v, labels) for v in out["variable"]]
+    return out
 
 
-def profile_tests_view(tests: pd.DataFrame, *, lang: str = "en") -> pd.DataFrame:
-    """:func:`profile_by_group` with the test and effect-measure codes named in the report language."""
+def profile_tests_view(tests: pd.DataFrame, *, lang: str = "en", labels: Labels | None = None) -> pd.DataFrame:
+    """:func:`profile_by_group` with the test and effect-measure codes and the notes in the report language
+    and, given ``labels``, the variables' codebook wording instead of their names."""
     from . import i18n
 
     out = tests.copy()
     for col in ("test", "effect_name"):
         out[col] = [pd.NA if pd.isna(v) else i18n.label("survey", f"name_{v}", lang) for v in out[col]]
+    groups = labels.groups if labels is not None else None
+    out["note"] = pd.array([localise_note(v, lang, group_labels=groups) for v in out["note"]], dtype="string")
+    if labels is not None:
+        out["variable"] = [_variable_label(v, labels) for v in out["variable"]]
     return out
 
 
