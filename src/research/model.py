@@ -78,6 +78,7 @@ __all__ = [
     "ModelInputs",
     "ModelSettings",
     "SupervisionModel",
+    "agreement_view",
     "build_model",
     "equal_weights",
     "export_model",
@@ -86,6 +87,7 @@ __all__ = [
     "ipa_quadrants",
     "kendall_tau",
     "kpi_catalogue",
+    "kpi_view",
     "load_model_inputs",
     "model_results",
     "model_weights",
@@ -776,6 +778,26 @@ def kpi_catalogue(*, cfg: StudyConfig, factors: pd.DataFrame, kpi_status: pd.Dat
             out["capability"] = out["kpi"].map(status["capability"]).astype(float)
     stage_order = {s.code: i for i, s in enumerate(cfg.stages)}
     return out.sort_values("stage", key=lambda s: s.map(stage_order), kind="stable").reset_index(drop=True)
+
+
+def kpi_view(kpis: pd.DataFrame, *, lang: str = "en") -> pd.DataFrame:
+    """:func:`kpi_catalogue` for reading: ``unit`` and ``direction`` in words of the report language
+    (``direction`` ``max`` -> "at most the target", ``min`` -> "at least the target"), and ``status``."""
+    from .monitoring import status_label
+
+    out = kpis.copy()
+    out["status"] = pd.array([None if pd.isna(v) else status_label(str(v), lang) for v in out["status"]],
+                             dtype="string")
+    out["unit"] = [i18n.label("model", f"unit_{u}", lang) for u in out["unit"]]
+    out["direction"] = [i18n.label("model", f"direction_{d}", lang) for d in out["direction"]]
+    return out
+
+
+def agreement_view(agreement: pd.DataFrame, *, lang: str = "en") -> pd.DataFrame:
+    """The ``expert_agreement`` table for reading: ``scope`` ``overall`` named in the report language."""
+    out = agreement.copy()
+    out["scope"] = [i18n.label("model", "scope_overall", lang) if s == "overall" else s for s in out["scope"]]
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
