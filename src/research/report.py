@@ -133,6 +133,9 @@ class Reporter:
             d = digits.get(col, 3) if isinstance(digits, Mapping) else digits
             if col == "p" or str(col).startswith("p_"):
                 out[col] = [self.pval(v) for v in out[col]]
+            elif pd.api.types.is_bool_dtype(out[col]):  # yes/no in the report language, not True/False
+                out[col] = [self.num(None) if v is None or v is pd.NA else self.label(str(bool(v)).lower())
+                            for v in out[col]]
             elif pd.api.types.is_float_dtype(out[col]):
                 out[col] = [self.num(v, d) for v in out[col]]
             elif pd.api.types.is_integer_dtype(out[col]):
