@@ -286,10 +286,10 @@ def _rating(latent: np.ndarray, low: int, high: int, model: SyntheticModel) -> t
     return _cut(latent, th, low).astype(np.int64), f"cut at {list(th)} into {low}..{high}"
 
 
-def _profile(name: str, group: np.ndarray, rng: np.random.Generator) -> np.ndarray | list:
+def _profile(name: str, group: np.ndarray, rng: np.random.Generator, abroad: np.ndarray) -> np.ndarray | list:
     n = len(group)
     if name == "country":
-        return np.where(group == "foreign", rng.choice(FOREIGN_COUNTRIES, size=n, p=FOREIGN_COUNTRY_WEIGHTS), "LT")
+        return np.where(abroad, rng.choice(FOREIGN_COUNTRIES, size=n, p=FOREIGN_COUNTRY_WEIGHTS), "LT")
     if name == "industry":
         return rng.choice(INDUSTRIES, size=n, p=INDUSTRY_WEIGHTS)
     if name == "company_size":
@@ -389,12 +389,14 @@ def simulate_survey(*, codebook: pd.DataFrame, n_respondents: int, rng: np.rando
     values[skipped] = skipped_code
     columns.update({v: values[:, k] for k, v in enumerate(rating_vars)})
 
+    # the first group level plays the demo's foreign clients: companies abroad writing English comments
+    abroad = group == model.group_levels[0]
     for name in items(codebook, "profile"):
-        columns[name] = _profile(name, group, rng)
+        columns[name] = _profile(name, group, rng, abroad)
     has_comment = rng.random(n) < model.comment_share
     pick_en = rng.integers(0, len(COMMENTS_EN), size=n)
     pick_lt = rng.integers(0, len(COMMENTS_LT), size=n)
-    english = group == "foreign"
+    english = abroad
     comments = np.where(english, np.asarray(COMMENTS_EN, dtype=object)[pick_en],
                         np.asarray(COMMENTS_LT, dtype=object)[pick_lt])
     comments = np.where(has_comment, comments, "")
