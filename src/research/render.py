@@ -4,7 +4,9 @@ Every page is self-contained and works offline from ``file://``: figures are inl
 and the nbconvert template ``templates/research`` is the JupyterLab look without the scripts the stock
 template loads from CDNs (require.js, MathJax, mermaid, the widget manager). Values that come from data,
 configuration or the command line are HTML-escaped; only catalogue text (``locales/pipeline.yaml``) is
-trusted markup.
+trusted markup. Explicit bidirectional formatting characters (e.g. U+202E RIGHT-TO-LEFT OVERRIDE) are shown
+as visible ``[U+202E]`` marks in every page (:func:`inert_bidi`), so a respondent's text cannot reorder what a
+reader sees around it; right-to-left scripts themselves (Arabic, Hebrew) and emoji are kept as typed.
 
 Two versions of each notebook are rendered (:func:`notebook_html`):
 
@@ -22,6 +24,7 @@ import html
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,8 +45,21 @@ PROVENANCE_PACKAGES = (
     "matplotlib", "seaborn", "pyarrow", "pydantic", "pyyaml", "papermill", "nbconvert", "nbclient",
     "nbformat", "ipykernel", "jupyter-client", "pyzmq",
 )
+# Explicit directional embeddings, overrides and isolates (LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI, PDI):
+# invisible, yet they reorder the text that follows them ("Trojan Source", CVE-2021-42574).
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # Environment variables that change numerical results or their order; shown when set.
 PROVENANCE_ENVIRONMENT = ("PYTHONHASHSEED", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def inert_bidi(text: str) -> str:
+    """Replace each explicit bidirectional formatting character by a visible mark such as ``[U+202E]``.
+
+    Applied to every rendered page: data shown in a report cannot flip the reading order of the text around
+    it, and the mark tells the reader that the original text held such a character. Plain ASCII, so it is
+    safe inside element text and attribute values alike.
+    """
+    return BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
 
 
 def t(key: str, lang: str, **values: Any) -> str:
@@ -183,7 +199,7 @@ def notebook_html(nb: Any, *, reviewer: bool, title: str, lang: str = "en",
     )
     resources = {"metadata": {"name": title}, "research_nav": [dict(item) for item in nav]}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
-    return body
+    return inert_bidi(body)
 
 
 # --- study index --------------------------------------------------------------------------------------
@@ -265,5 +281,5 @@ def render_index(*, title: str, company: str, synthetic: bool, lang: str, date: 
             "results": summarise_results(nb.get("results") or {}, lang), "warnings": list(nb.get("warnings") or []),
         })
     template = env.get_template(INDEX_TEMPLATE)
-    return template.render(title=title, company=company, synthetic=synthetic, lang=lang, t=texts,
-                           notebooks=rows, provenance_html=provenance_html(provenance, lang))
+    return inert_bidi(template.render(title=title, company=company, synthetic=synthetic, lang=lang, t=texts,
+                                      notebooks=rows, provenance_html=provenance_html(provenance, lang)))
