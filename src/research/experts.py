@@ -902,12 +902,30 @@ def evaluate_panel(expert_ratings: pd.DataFrame, expert_panel: pd.DataFrame | No
         Number of factors in ``top_factors`` (largest chosen weights).
     missing
         Default ``"drop_experts"``: experts with incomplete ratings are left out with a warning.
+
+    Warns
+    -----
+    UserWarning
+        A panel of two experts (the dissent check needs three and is skipped; the bootstrap resamples only
+        two experts), and a panel whose rankings are all identical (W = 1: the F approximation is degenerate,
+        F infinite and p_F = 0, and the weights' bootstrap intervals have zero width).
     """
     if weight_method not in WEIGHT_METHODS:
         raise AnalysisError(f"weight_method={weight_method!r} is not one of {', '.join(WEIGHT_METHODS)}")
     ratings = ratings_matrix(expert_ratings, round=1, factor_order=factor_order)
     ranks = importance_ranks(ratings, scores=scores, missing=missing)
     ratings = ratings[ranks.columns]  # experts left out for missing ratings are out everywhere
+    n_experts = ranks.shape[1]
+    if n_experts < 3:
+        warnings.warn(f"expert_ratings: only {n_experts} experts rated the factors; the dissent check "
+                      "(leave-one-out) needs at least 3 and is skipped, and the weights' bootstrap intervals "
+                      f"resample only {n_experts} experts, so treat the weights as indicative", UserWarning,
+                      stacklevel=2)
+    if n_experts >= 2 and bool((ranks.nunique(axis=1) == 1).all()):
+        warnings.warn(f"expert_ratings: all {n_experts} experts gave identical rankings (Kendall's W = 1); "
+                      "the F approximation is degenerate (F infinite, p_F = 0) and the weights' bootstrap "
+                      "intervals have zero width - check that the ratings were not copied", UserWarning,
+                      stacklevel=2)
     first = expert_ratings[expert_ratings["round"] == 1]
     stages = first.drop_duplicates("factor").set_index("factor")["stage"]
     competence = None
