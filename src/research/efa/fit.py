@@ -160,7 +160,27 @@ def _correlation_from_data(items: pd.DataFrame, corr: str, missing: str) -> tupl
         i, j = nan_pairs[0]
         raise AnalysisError(f"items {R.index[i]!r} and {R.columns[j]!r} cannot be correlated "
                             "(too few joint answers or no variation among them)")
+    _warn_collinear(R, n_obs)
     return R, n_obs
+
+
+def _warn_collinear(R: pd.DataFrame, n_obs: int) -> None:
+    """Warn when items are perfectly collinear: a pair with |r| = 1 (to 1e-6), else (with at least as many
+    respondents as items, where singularity is not already explained) a correlation matrix whose smallest
+    eigenvalue is below 1e-8, i.e. some item is a linear combination of others."""
+    A = R.to_numpy()
+    off = np.abs(A - np.eye(len(A)))
+    pairs = np.argwhere(np.triu(off >= 1 - 1e-6, k=1))
+    if len(pairs):
+        i, j = pairs[0]
+        more = f" (and {len(pairs) - 1} more pair(s))" if len(pairs) > 1 else ""
+        warnings.warn(f"items {R.index[i]!r} and {R.columns[j]!r} are perfectly correlated (r = {A[i, j]:.3f})"
+                      f"{more}: they carry the same information, so the correlation matrix is singular and the "
+                      "factor solution for them is unstable; keep one of them", stacklevel=3)
+    elif n_obs >= len(A) and np.linalg.eigvalsh(A).min() < 1e-8:
+        warnings.warn("the items are linearly dependent (the correlation matrix is singular, smallest "
+                      f"eigenvalue {np.linalg.eigvalsh(A).min():.2g}): some item is a combination of others, "
+                      "so the factor solution is unstable", stacklevel=3)
 
 
 # --- extraction -----------------------------------------------------------------------------------------
