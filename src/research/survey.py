@@ -443,7 +443,7 @@ def group_spec(cfg: Any, data: pd.DataFrame | None = None, *, column: str | None
     Raises
     ------
     AnalysisError
-        When the column is not in ``data`` or fewer than two levels result.
+        When the column is not in ``data``, fewer than two levels result, or a level has no respondents.
     """
     cfg_group = getattr(cfg, "group", None)
     column = column or (cfg_group.column if cfg_group else None)
@@ -455,7 +455,12 @@ def group_spec(cfg: Any, data: pd.DataFrame | None = None, *, column: str | None
         if levels is None:
             levels = list(cfg_group.levels)
     if data is not None:
-        _, levels = _resolve_levels(data, column, levels)
+        g, levels = _resolve_levels(data, column, levels)
+        empty = [lv for lv in levels if not (g == lv).any()]
+        if empty:
+            raise AnalysisError(f"group {column!r}: level {empty[0]!r} has no respondents in the survey, so the "
+                                "groups cannot be compared; remove the level from group.levels in the study "
+                                "config or add its respondents")
     elif levels is None:
         raise AnalysisError(f"group {column!r}: levels are unknown (pass levels or data)")
     levels = [str(v) for v in levels]
@@ -977,7 +982,14 @@ def ordinal_regression(data: pd.DataFrame, outcome: str, predictors: Sequence[st
         warnings.warn(f"ordinal regression of {outcome}: the optimiser did not converge; treat the odds "
                       "ratios with caution", RuntimeWarning, stacklevel=2)
     params = np.asarray(res.params, float)
-    cov = np.asarray(res.cov_params(), float)
+    try:
+        cov = np.asarray(res.cov_params(), float)
+    except (ValueError, np.linalg.LinAlgError):  # statsmodels: no covariance when the Hessian is singular
+        cov = np.full((params.size, params.size), np.nan)
+    if not (np.all(np.isfinite(np.diag(cov))) and np.all(np.diag(cov) > 0)):
+        raise AnalysisError(f"ordinal_regression of {outcome!r}: the information matrix is singular "
+                            f"({len(frame)} complete rows for {params.size} parameters, or categories perfectly "
+                            "separated by a predictor), so no standard errors can be computed")
     k = exog.shape[1]
     beta, beta_cov = params[:k], cov[:k, :k]
     raw = params[k:]
@@ -1759,7 +1771,10 @@ def analyse_study(cfg: Any, data: Any = None, *, group_column: str | None = None
                                                            correction=correction)
     staged_perf = codebook[(codebook["type"] == "performance") & codebook["stage"].notna()]
     if variables_of(codebook, "outcome") and len(staged_perf):
-        parts["ordinal"] = satisfaction_model(responses, codebook, spec)
+        try:
+            parts["ordinal"] = satisfaction_model(responses, codebook, spec)
+        except AnalysisError as e:  # an auxiliary model: the comparisons above still stand
+            warnings.warn(f"the ordinal model of satisfaction is left out: {e}", UserWarning, stacklevel=2)
     comment_vars = [v for v in variables_of(codebook, "comment") if v in responses.columns]
     if comment_vars:
         counts = comment_counts(responses, comment_vars[0], group=column, levels=lv)
