@@ -253,6 +253,7 @@ def test_parameter_change_reruns_the_notebook_and_its_dependents_only(built, tmp
     summary, log = fixture_run(root, params=["shift=5"])
     assert statuses(summary) == {"alpha": "up_to_date", "beta": "up_to_date", "gamma": "ran", "delta": "ran"}, log
     assert "(parameters changed)" in log and "(outputs of gamma changed)" in log
+    assert log.startswith("-p shift=5 goes to 02_gamma\n")
     gamma = json.loads((root / "reports" / "fixture" / "results" / "gamma.json").read_text())
     assert gamma["results"]["count"] == 8  # 3 rows + shift 5
     summary, _ = fixture_run(root, params=["shift=5"])
@@ -335,14 +336,21 @@ def test_second_language_renders_beside_the_first(built, tmp_path):
     assert set(statuses(summary).values()) == {"up_to_date"}
 
 
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """`make reports` of the demo study, in a temporary output root."""
+    root = tmp_path_factory.mktemp("demo")
+    stream = io.StringIO()
+    summary = run(study="studies/demo/study.yaml", output_root=root, jobs=2, quiet=True, stream=stream)
+    return root, summary, stream.getvalue()
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("notebooks")
-def test_demo_study_runs_end_to_end_and_its_results_are_documented(tmp_path):
-    """`make reports` in a temporary output root: every notebook of GRAPH runs, and every results key is
-    documented in docs/results.md (and every documented key is produced)."""
-    stream = io.StringIO()
-    summary = run(study="studies/demo/study.yaml", output_root=tmp_path, jobs=2, quiet=True, stream=stream)
-    log = stream.getvalue()
+def test_demo_study_runs_end_to_end_and_its_results_are_documented(demo_run):
+    """Every notebook of GRAPH runs, and every results key is documented in docs/results.md (and every
+    documented key is produced)."""
+    root, summary, log = demo_run
     assert summary.ok and statuses(summary) == {n.short: "ran" for n in GRAPH}, log
     doc = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
     for node in GRAPH:
@@ -350,13 +358,32 @@ def test_demo_study_runs_end_to_end_and_its_results_are_documented(tmp_path):
         assert section, f"docs/results.md has no section '## {node.short} (`{node.name}`)'"
         rows = [ln.split("|")[1] for ln in section.group(1).splitlines() if ln.startswith("| `")]
         documented = set(re.findall(r"`(\w+)`", " ".join(rows)))
-        produced = set(json.loads((tmp_path / "reports" / "demo" / "results" / f"{node.short}.json")
+        produced = set(json.loads((root / "reports" / "demo" / "results" / f"{node.short}.json")
                                   .read_text())["results"])
         assert produced - documented == set(), f"{node.short}: undocumented keys"
         assert documented - produced == set(), f"{node.short}: documented keys not produced"
-    index = tmp_path / "reports" / "demo" / "index.html"
+    index = root / "reports" / "demo" / "index.html"
     for href in [a["href"] for t, a in parse(index) if t == "a"]:
         assert (index.parent / href).is_file(), href
     for node in GRAPH:
-        classes = " ".join(a.get("class", "") for _, a in parse(tmp_path / "reports" / "demo" / f"{node.name}.html"))
+        classes = " ".join(a.get("class", "") for _, a in parse(root / "reports" / "demo" / f"{node.name}.html"))
         assert "jp-CodeMirrorEditor" not in classes and "jp-InputPrompt" not in classes
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "04_supervision_model reads kpi_status, written by 05_quality_monitoring, which needs the model: on a "
+    "fresh run the table does not exist yet (kpi_status_available false), on the next run it does (true). "
+    "Remove this mark when the model no longer reads a later notebook's output."))
+def test_demo_study_gives_the_same_results_when_run_again(demo_run, tmp_path):
+    root = tmp_path / "again"
+    shutil.copytree(demo_run[0], root)
+    stream = io.StringIO()
+    summary = run(study="studies/demo/study.yaml", output_root=root, jobs=2, quiet=True, stream=stream, force=True)
+    assert summary.ok, stream.getvalue()
+    assert results_of(root, "demo") == results_of(demo_run[0], "demo")
+
+
+def results_of(root: Path, study: str) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((root / "reports" / study / "results").glob("*.json"))}

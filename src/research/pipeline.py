@@ -577,6 +577,9 @@ def run(*, study: str | os.PathLike | None = None, only: Iterable[str] = (), for
         raise ConfigError(f"-p {unknown[0]}: no notebook of this run has a parameter of that name "
                           f"(parameters: {known})")
 
+    for key, value in values.items():  # papermill would only warn about a parameter a notebook lacks
+        takers = [p.node.name for p in plans.values() if key in p.params]
+        print(f"-p {key}={value!r} goes to {', '.join(takers)}", file=stream, flush=True)
     runner = _Runner(facts=facts, layout=layout, plans=plans, selected=selected, missing=missing, named=named,
                      force=force, jobs=jobs, quiet=quiet, stream=stream)
     return runner.go()
