@@ -23,10 +23,18 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from .checklist import checklist_text, missing_items
     from .config import load_study
     from .data import validate_study
 
-    print(validate_study(load_study(args.study)))
+    cfg = load_study(args.study)
+    missing = missing_items(cfg)
+    if missing:  # a study still being filled in: every gap at once, not just the first
+        print(checklist_text(cfg, missing))
+        print(f"research: error: study {cfg.study.id}: {len(missing)} thing(s) still missing (listed above)",
+              file=sys.stderr)
+        return 1
+    print(validate_study(cfg))
     return 0
 
 
@@ -65,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     study_arg(p)
     p.set_defaults(func=_cmd_synth)
 
-    p = sub.add_parser("validate", help="check config, codebook and raw data; print a summary")
+    p = sub.add_parser("validate", help="check config, codebook and raw data; print what is still missing, "
+                                        "or a summary")
     study_arg(p)
     p.set_defaults(func=_cmd_validate)
 
