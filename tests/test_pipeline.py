@@ -273,6 +273,8 @@ def test_only_runs_the_named_notebook_and_reuses_fresh_dependencies(built, tmp_p
     root = copy_of(built, tmp_path)
     summary, log = fixture_run(root, only=["gamma"])
     assert statuses(summary) == {"alpha": "up_to_date", "gamma": "ran"}, log
+    index = (root / "reports" / "fixture" / "index.html").read_text()
+    assert all(f'href="{n.name}.html"' in index for n in GRAPH_OK)  # the index still lists every notebook
     (root / "data" / "processed" / "fixture" / "alpha.parquet").unlink()  # an output of alpha is missing
     summary, log = fixture_run(root, only=["02_gamma"])
     assert statuses(summary) == {"alpha": "ran", "gamma": "ran"}, log

@@ -581,7 +581,7 @@ def run(*, study: str | os.PathLike | None = None, only: Iterable[str] = (), for
         takers = [p.node.name for p in plans.values() if key in p.params]
         print(f"-p {key}={value!r} goes to {', '.join(takers)}", file=stream, flush=True)
     runner = _Runner(facts=facts, layout=layout, plans=plans, selected=selected, missing=missing, named=named,
-                     force=force, jobs=jobs, quiet=quiet, stream=stream)
+                     force=force, jobs=jobs, quiet=quiet, stream=stream, all_nodes=check_graph(graph), nb_dir=nb_dir)
     return runner.go()
 
 
@@ -589,8 +589,10 @@ class _Runner:
     """The scheduler: decides what is stale when its inputs are final, starts workers, collects events."""
 
     def __init__(self, *, facts: StudyFacts, layout: Layout, plans: dict[str, _Plan], selected: tuple[Node, ...],
-                 missing: list[Node], named: set[str], force: bool, jobs: int, quiet: bool, stream: TextIO):
+                 missing: list[Node], named: set[str], force: bool, jobs: int, quiet: bool, stream: TextIO,
+                 all_nodes: tuple[Node, ...], nb_dir: Path):
         self.facts, self.layout, self.plans, self.selected = facts, layout, plans, selected
+        self.all_nodes, self.nb_dir = all_nodes, nb_dir  # the index lists every notebook, not only this run's
         self.named, self.force, self.jobs, self.quiet, self.stream = named, force, jobs, quiet, stream
         self.manifest = _load_manifest(layout.manifest)
         self.outcomes: dict[str, Outcome] = {n.short: Outcome(n.name, n.short, "missing", "notebook file not found")
@@ -821,16 +823,12 @@ class _Runner:
         if not self.layout.reports.exists() and not ran:
             return None
         self._prepare_environment_only()
-        text = _index_html(self.facts, self.layout, self.selected_all, self.outcomes, self.manifest,
-                           self.environment, self.files, self.pkg)
+        text = _index_html(self.facts, self.layout, self.all_nodes, self.outcomes, self.manifest,
+                           self.environment, self.files, self.pkg, self.nb_dir)
         from .io import write_text
 
         write_text(self.layout.index, text)
         return self.layout.index
-
-    @property
-    def selected_all(self) -> tuple[Node, ...]:
-        return self.selected
 
     def _prepare_environment_only(self) -> None:
         if not self.environment:
@@ -901,7 +899,7 @@ def _when(stamp: str | None) -> str:
 
 def _index_html(facts: StudyFacts, layout: Layout, nodes: Sequence[Node], outcomes: Mapping[str, Outcome],
                 manifest: Mapping[str, Any], environment: Mapping[str, Any], files: Mapping[str, str | None],
-                pkg: str) -> str:
+                pkg: str, nb_dir: Path) -> str:
     from .render import render_index
 
     lang = facts.language if not layout.suffix else layout.suffix[1:]
@@ -911,6 +909,8 @@ def _index_html(facts: StudyFacts, layout: Layout, nodes: Sequence[Node], outcom
         entry = (manifest.get("notebooks") or {}).get(node.name) or {}
         status = {"ran": "ok", "up_to_date": "ok", "failed": "failed", "skipped": "skipped",
                   "missing": "missing"}.get(outcome.status if outcome else "", entry.get("status") or "never")
+        if not outcome and not (nb_dir / node.file).is_file():
+            status = "missing"
         links = []
         for href, label in ((f"{node.name}.html", "reviewer_report"), (f"code/{node.name}.html", "full_report"),
                             (f"notebooks/{node.file}", "executed_notebook")):
@@ -1109,7 +1109,10 @@ def worker_main(spec: Mapping[str, Any]) -> int:
             error = {"cell_index": None, "ename": type(e).__name__, "evalue": str(e) or repr(e)}
         finally:
             shutil.rmtree(ipc_dir, ignore_errors=True)
-        if error is None or error["cell_index"] is not None or executed_cells or attempt == KERNEL_START_ATTEMPTS:
+        # Retry only a kernel that died or did not answer while starting, never a notebook's own error.
+        transient = error is not None and error["cell_index"] is None and not executed_cells and \
+            error["ename"] in ("RuntimeError", "TimeoutError", "DeadKernelError", "ZMQError")
+        if not transient or attempt == KERNEL_START_ATTEMPTS:
             break
         _emit(event="retry", reason=f"{error['ename']}: {error['evalue'][:200]}")
     wall = time.perf_counter() - t0
