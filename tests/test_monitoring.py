@@ -371,6 +371,33 @@ def test_model_link_uses_the_model_factor_priorities(demo_cfg, monkeypatch, tmp_
     assert len(link) == sum(len(k.factors) for k in demo_cfg.kpis)
 
 
+def test_monitoring_feeds_kpi_status_back_into_the_model_diagram(demo_cfg, monkeypatch, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from research import paths
+    from research.io import write_table
+    from research.plots.model import STATUS_COLOURS, model_diagram
+
+    monkeypatch.setattr(paths, "DATA_PROCESSED", tmp_path)
+    res = mon.monitor_kpis(records=_records(shift_from=12), cfg=demo_cfg, baseline_months=6)
+    assert mon.model_with_status(cfg=demo_cfg, result=res) is None  # model not run yet
+    cat = demo_cfg.factors
+    factors = pd.DataFrame({"stage": cat["stage"], "factor": cat["factor"], "label": cat["label_en"],
+                            "group": "all", "weight": 1 / 18, "weight_stage": 1 / 6,
+                            "priority": np.linspace(1, 0, 18), "rank": np.arange(1, 19), "quadrant": "x"})
+    write_table(factors, demo_cfg.paths.processed_table("model_factors"))
+    weights, kpis, top = mon.model_with_status(cfg=demo_cfg, result=res, top_n=2)
+    assert top == ["S1_RESP", "S1_NEEDS"] and len(weights) == 18
+    expected = res.status.drop_duplicates("kpi").set_index("kpi")["status"]
+    assert kpis.set_index("kpi")["status"].to_dict() == expected.to_dict()
+    fig = model_diagram(weights=weights, kpis=kpis, stage_labels={s.code: s.label.en for s in demo_cfg.stages},
+                        highlight=top)
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [mon.status_label(s, "en") for s in STATUS_COLOURS
+                                                          if (kpis["status"] == s).any()]
+
+
 def test_locale_has_both_languages_for_every_key():
     import yaml
 

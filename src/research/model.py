@@ -940,7 +940,9 @@ def load_model_inputs(cfg: StudyConfig) -> ModelInputs:
         ipa_items=_read_optional(cfg, "ipa_items"),
         ipa_stages=_read_optional(cfg, "ipa_stages"),
         item_comparison=_read_optional(cfg, "item_comparison"),
-        kpi_status=_read_optional(cfg, "kpi_status"),
+        # kpi_status is deliberately not read: monitoring runs after the model, so reading it would make
+        # the model's results depend on whether an earlier run left the table behind. The monitoring
+        # notebook feeds the status back (research.monitoring.show_model_link).
     )
 
 

@@ -1077,8 +1077,31 @@ def show_status(rep, result: MonitoringResult) -> None:
     rep.figure(plots.status_overview(result.status, cfg=rep.cfg, lang=rep.lang))
 
 
+def model_with_status(*, cfg: StudyConfig, result: MonitoringResult, top_n: int | None = None):
+    """The supervision model's diagram inputs with the KPIs' current status (feedback into the model).
+
+    Returns ``(weights, kpis, top_factors)`` for :func:`research.plots.model.model_diagram`, or None when
+    the model has not been run: ``weights`` are the model's overall factor rows (``model_factors``),
+    ``kpis`` the KPI catalogue (:func:`research.model.kpi_catalogue`) with this run's ``status``, and
+    ``top_factors`` the model's first ``top_n`` improvement areas.
+    """
+    from .io import read_table
+    from .model import kpi_catalogue
+
+    path = cfg.paths.processed_table("model_factors")
+    if not path.is_file():
+        return None
+    factors = read_table(path)
+    kpis = kpi_catalogue(cfg=cfg, factors=factors, kpi_status=result.status, lang=cfg.language)
+    weights = factors.loc[factors["group"].astype(str) == ALL_GROUPS].drop_duplicates("factor")
+    top_n = cfg.analysis.model.top_n if top_n is None else top_n
+    top_factors = weights.sort_values("rank", kind="stable")["factor"].head(top_n).tolist()
+    return weights.reset_index(drop=True), kpis, top_factors
+
+
 def show_model_link(rep, result: MonitoringResult) -> None:
-    """KPI status linked to the model factors each KPI measures (when the model has been run)."""
+    """KPI status linked to the model factors each KPI measures, and the model diagram with the KPIs
+    coloured by status (when the model has been run)."""
     if result.skipped is not None:
         return
     rep.heading("model_heading")
@@ -1092,6 +1115,15 @@ def show_model_link(rep, result: MonitoringResult) -> None:
                         status=[status_label(s, rep.lang) for s in link["status"]])
     shown = shown.drop(columns=["stage", "factor", "quadrant"]).rename(columns={"kpi": "kpi_name"})
     rep.table(shown, caption="model_caption", digits={"priority": 2})
+    fed_back = model_with_status(cfg=rep.cfg, result=result)
+    if fed_back is not None:
+        from .plots.model import model_diagram
+
+        weights, kpis, top_factors = fed_back
+        rep.paragraph("model_diagram")
+        stage_labels = {s.code: s.label(rep.lang) for s in rep.cfg.stages}
+        rep.figure(model_diagram(weights=weights, kpis=kpis, stage_labels=stage_labels, highlight=top_factors,
+                                 lang=rep.lang))
 
 
 def record_results(rep, result: MonitoringResult) -> None:

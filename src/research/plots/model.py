@@ -23,6 +23,8 @@ from . import PALETTE, localise_axes, new_figure, setup_style
 __all__ = ["ipa_scatter", "model_diagram", "priority_heatmap", "stage_index_plot"]
 
 _ALL = "all"
+# KPI box colours by monitoring status (research.monitoring.kpi_status); no status: light grey
+STATUS_COLOURS = {"on_target": "#cfe8cf", "warning": "#fde5b5", "out_of_control": "#f5b7b1", "no_target": "#e5e5e5"}
 
 
 def _t(key: str, lang: str) -> str:
@@ -113,7 +115,8 @@ def model_diagram(*, weights: pd.DataFrame, kpis: pd.DataFrame, stage_labels: Ma
         ``stage``, ``factor``, ``label`` (display name), ``weight`` (overall) and ``weight_stage``.
     kpis
         The KPI catalogue (``stage``, ``kpi``, ``name``, ``target``, ``direction``, ``unit``, ``factors``
-        as comma-separated codes).
+        as comma-separated codes); with a ``status`` column (from monitoring) the KPI boxes are coloured
+        by status and a legend is drawn.
     stage_labels
         Display name of every stage code, in stage order.
     highlight
@@ -169,7 +172,9 @@ def model_diagram(*, weights: pd.DataFrame, kpis: pd.DataFrame, stage_labels: Ma
         for i, (_, row) in enumerate(kpi_stage[s].iterrows()):
             ky = top - (i + 1) * row_h + 0.12
             text = f"{_wrap(row['name'], 34)}\n{_kpi_target(row, lang)}"
-            _box(ax, xs["kpi"], ky, ws["kpi"], 0.76, text, face="#f7f7f7", size=7)
+            status = row.get("status")
+            face = STATUS_COLOURS.get(str(status), "#f7f7f7") if isinstance(status, str) else "#f7f7f7"
+            _box(ax, xs["kpi"], ky, ws["kpi"], 0.76, text, face=face, size=7)
             linked = [f.strip() for f in str(row.get("factors") or "").split(",") if f.strip()]
             for f in linked:
                 if f in factor_pos:
@@ -179,6 +184,13 @@ def model_diagram(*, weights: pd.DataFrame, kpis: pd.DataFrame, stage_labels: Ma
         top = y0 - gap
     if highlight:
         ax.text(0.1, -0.1, _t("diagram_highlight", lang), fontsize=7.5, color="#c0392b", va="bottom")
+    shown = [s for s in STATUS_COLOURS if "status" in kpis and (kpis["status"] == s).any()]
+    if shown:
+        from ..monitoring import status_label
+
+        handles = [plt.Rectangle((0, 0), 1, 1, facecolor=STATUS_COLOURS[s], edgecolor="#333333") for s in shown]
+        ax.legend(handles, [status_label(s, lang) for s in shown], loc="lower right", fontsize=7.5,
+                  frameon=False, ncol=len(shown))
     return localise_axes(fig, lang)
 
 
