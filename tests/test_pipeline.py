@@ -374,11 +374,8 @@ def test_demo_study_runs_end_to_end_and_its_results_are_documented(demo_run):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("notebooks")
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "04_supervision_model reads kpi_status, written by 05_quality_monitoring, which needs the model: on a "
-    "fresh run the table does not exist yet (kpi_status_available false), on the next run it does (true). "
-    "Remove this mark when the model no longer reads a later notebook's output."))
 def test_demo_study_gives_the_same_results_when_run_again(demo_run, tmp_path):
+    """A forced second run gives byte-identical results JSON (also: no notebook reads a later one's output)."""
     root = tmp_path / "again"
     shutil.copytree(demo_run[0], root)
     stream = io.StringIO()
@@ -389,3 +386,14 @@ def test_demo_study_gives_the_same_results_when_run_again(demo_run, tmp_path):
 
 def results_of(root: Path, study: str) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((root / "reports" / study / "results").glob("*.json"))}
+
+
+def test_two_runs_cannot_write_the_same_reports_at_once(tmp_path):
+    layout = pipeline.Layout(tmp_path, "fixture")
+    held = pipeline._lock_reports(layout)
+    try:
+        with pytest.raises(pipeline.ResearchError, match=r"another `research run` is writing these reports \(process \d+\)"):
+            pipeline._lock_reports(layout)
+    finally:
+        held.close()
+    pipeline._lock_reports(layout).close()  # free again

@@ -607,6 +607,7 @@ class _Runner:
         self.overall = None
         self.free_slots: deque[int] = deque(range(1, jobs + 1))
         self.scratch: Path | None = None
+        self.lock: Any = None
 
     # -- messages
     def say(self, line: str) -> None:
@@ -639,6 +640,7 @@ class _Runner:
 
         language = next((p.params.get("language") for p in self.plans.values() if p.params.get("language")), None)
         load_study(self.facts.source, language=language)
+        self.lock = _lock_reports(self.layout)
         self.scratch = Path(tempfile.mkdtemp(prefix="research-run-", dir="/tmp" if os.path.isdir("/tmp") else None))
         env = {**KERNEL_ENVIRONMENT, **{k: v for k, v in os.environ.items() if k in KERNEL_ENVIRONMENT}}
         self.kernel_env = env
@@ -708,7 +710,11 @@ class _Runner:
                 self.overall.close()
             if self.scratch is not None:
                 shutil.rmtree(self.scratch, ignore_errors=True)
-        index = self._finish()
+        try:
+            index = self._finish()
+        finally:
+            if self.lock is not None:
+                self.lock.close()  # releases the lock
         summary = RunSummary(tuple(self.outcomes[n.short] for n in self.selected), self.layout.reports, index)
         self._print_failures(summary)
         return summary
@@ -856,6 +862,29 @@ class _Runner:
         parts = [f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if v]
         where = f" -> {_shown(summary.index)}" if summary.index else ""
         print(f"research: {', '.join(parts) or 'nothing to do'}{where}", file=self.stream, flush=True)
+
+
+def _lock_reports(layout: Layout) -> Any:
+    """Hold ``reports/<study>/.research-run.lock`` for the run: two runs writing the same reports and
+    manifest at once would undo each other's bookkeeping."""
+    import fcntl
+
+    layout.reports.mkdir(parents=True, exist_ok=True)
+    path = layout.reports / ".research-run.lock"
+    handle = open(path, "a+", encoding="utf-8")  # held (and locked) until the run ends
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ResearchError(f"{_shown(layout.reports)}: another `research run` is writing these reports "
+                            f"(process {holder}); wait for it to finish") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def _shown(path: Path) -> str:
