@@ -1102,6 +1102,7 @@ def worker_main(spec: Mapping[str, Any]) -> int:
 
     from .io import write_text
     from .render import notebook_html, provenance_cell
+    from .render import t as text
 
     # Scratch space inside the run's folder, which the parent removes even when it kills this worker.
     scratch = Path(tempfile.mkdtemp(prefix=f"{Path(spec['input']).stem[:12]}-", dir=spec.get("scratch")))
@@ -1148,7 +1149,7 @@ def worker_main(spec: Mapping[str, Any]) -> int:
 
     if out.exists():
         nb = nbformat.read(str(out), as_version=4)
-    else:  # the kernel never ran a cell: keep the parameterised source so the failure still has a report
+    else:  # the kernel never started: report the notebook as written, so the failure still has a report
         nb = nbformat.read(spec["input"], as_version=4)
     if error is not None:
         cell, n_cells = _locate_failure(nb, error.pop("cell_index"))
@@ -1160,10 +1161,7 @@ def worker_main(spec: Mapping[str, Any]) -> int:
                    f"failed: {error['ename']}"}
     nb.cells.append(nbformat.from_dict(provenance_cell(prov, spec["lang"])))
     write_text(spec["executed"], nbformat.writes(nb))
-    nav = spec["nav"]
-    from .render import t as text
-
-    lang = spec["lang"]
+    nav, lang = spec["nav"], spec["lang"]
     write_text(spec["reviewer_html"], notebook_html(
         nb, reviewer=True, title=spec["title"], lang=lang,
         nav=[{"href": nav["index"], "label": text("back_to_index", lang)},
