@@ -28,7 +28,8 @@ def _t(key: str, lang: str) -> str:
 
 
 def _plain(text: object, width: int = 40) -> str:
-    return "\n".join(textwrap.wrap(str(text).replace("$", r"\$"), width=width)) or " "
+    # at most four lines: a label of thousands of characters must not swallow the figure
+    return "\n".join(textwrap.wrap(str(text).replace("$", r"\$"), width=width, max_lines=4, placeholder=" …")) or " "
 
 
 def _labels(index: Sequence, item_labels: Mapping[str, str] | None, width: int = 40) -> list[str]:

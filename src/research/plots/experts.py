@@ -29,7 +29,8 @@ def _t(key: str, lang: str) -> str:
 
 
 def _plain(text: object, width: int = 45) -> str:
-    return "\n".join(textwrap.wrap(str(text).replace("$", r"\$"), width=width)) or " "
+    # at most four lines: a label of thousands of characters must not swallow the figure
+    return "\n".join(textwrap.wrap(str(text).replace("$", r"\$"), width=width, max_lines=4, placeholder=" …")) or " "
 
 
 def rank_heatmap(ranks: pd.DataFrame, *, factor_labels: Mapping[str, str] | None = None,

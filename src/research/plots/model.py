@@ -37,7 +37,9 @@ def _plain(text: object) -> str:
 
 
 def _wrap(text: object, width: int) -> str:
-    return "\n".join(textwrap.wrap(_plain(text), width=width, break_long_words=True)) or " "
+    # at most four lines: a label of thousands of characters must not swallow the diagram
+    return "\n".join(textwrap.wrap(_plain(text), width=width, break_long_words=True, max_lines=4,
+                                   placeholder=" …")) or " "
 
 
 def _stage_colours(stages: list[str]) -> dict[str, tuple]:

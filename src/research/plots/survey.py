@@ -30,7 +30,8 @@ def _t(key: str, lang: str) -> str:
 
 
 def _plain(text: object, width: int = 48) -> str:
-    return "\n".join(textwrap.wrap(str(text).replace("$", r"\$"), width=width)) or " "
+    # at most four lines: a label of thousands of characters must not swallow the figure
+    return "\n".join(textwrap.wrap(str(text).replace("$", r"\$"), width=width, max_lines=4, placeholder=" …")) or " "
 
 
 def _group_colours(groups: Sequence[str]) -> dict[str, tuple]:
