@@ -4,8 +4,8 @@ The graph of notebooks is declared once, in :data:`GRAPH`. For each notebook the
 
 1. computes a fingerprint of everything the notebook's outputs depend on: its source (cells and tags), its
    parameters, the content (SHA-256) of the study config, codebook and raw data files, the content of
-   its upstream notebooks' outputs (results JSON and processed tables) and the package source
-   (``src/research/**``);
+   the outputs (results JSON and processed tables) of every notebook it depends on, directly or
+   through others, and the package source (``src/research/**``);
 2. skips the notebook when ``reports/<study>/manifest.json`` holds the same fingerprint and its outputs
    are still there, unchanged; otherwise
 3. executes it with papermill in the ``research-study`` kernel (working directory: the project root) in
@@ -653,9 +653,19 @@ class _Runner:
                                 position=0, file=self.stream, dynamic_ncols=True)
 
     def _upstream(self, node: Node) -> dict[str, dict[str, str | None]]:
+        """Current hashes of the outputs of every notebook ``node`` depends on, directly or not: a notebook
+        may read an earlier table itself (the model reads the prepared survey), not only through its
+        direct dependencies."""
+        by_short = {n.short: n for n in self.all_nodes}
+        ancestors, todo = set(), list(node.needs)
+        while todo:
+            dep = todo.pop()
+            if dep not in ancestors:
+                ancestors.add(dep)
+                todo.extend(by_short[dep].needs)
         out = {}
-        for dep in node.needs:
-            entry = self.manifest["notebooks"].get(self.plans[dep].node.name, {}) if dep in self.plans else {}
+        for dep in sorted(ancestors):
+            entry = self.manifest["notebooks"].get(by_short[dep].name, {})
             out[dep] = _hash_outputs(entry.get("data_outputs") or [], self.layout)
         return out
 
