@@ -43,6 +43,25 @@ def _html(markup: str) -> None:
     _display(HTML(markup))
 
 
+def _is_text_column(values: pd.Series, name: Any) -> bool:
+    """Words (left-aligned) rather than numbers or p-values (right-aligned, so decimals line up)."""
+    if name == "p" or str(name).startswith("p_"):
+        return False
+    return not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values))
+
+
+def html_table(df: pd.DataFrame, *, text_columns: list[bool] | None = None) -> str:
+    """An HTML table of ``df`` with every header and cell escaped; text columns left-aligned."""
+    text_columns = text_columns or [False] * df.shape[1]
+    style = ['style="text-align:left"' if t else 'style="text-align:right"' for t in text_columns]
+    head = "".join(f"<th {a}>{html.escape(str(c))}</th>" for c, a in zip(df.columns, style, strict=True))
+    body = "".join(
+        "<tr>" + "".join(f"<td {a}>{html.escape('–' if v is None or v is pd.NA else str(v))}</td>"
+                         for v, a in zip(row, style, strict=True)) + "</tr>"
+        for row in df.itertuples(index=False, name=None))
+    return f'<table class="research-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
 class Reporter:
     """Display helper and results collector for one notebook.
 
@@ -151,8 +170,12 @@ class Reporter:
     def table(self, df: pd.DataFrame, *, caption: str | None = None, digits: int | Mapping[str, int] = 3,
               columns: Mapping[str, str] | None = None, index: bool = False, max_rows: int = 60) -> None:
         """Show ``df`` as an escaped HTML table (numbers formatted for the report language)."""
-        shown = self.format_table(df.head(max_rows), digits, columns)
-        markup = shown.to_html(index=index, escape=True, border=0, classes="research-table", na_rep="–")
+        head = df.head(max_rows)
+        shown = self.format_table(head, digits, columns)
+        if index:
+            shown = shown.reset_index()
+            head = head.reset_index()
+        markup = html_table(shown, text_columns=[_is_text_column(head[c], c) for c in head.columns])
         cap = f"<p><b>{self.t(caption)}</b></p>" if caption else ""
         more = f"<p><i>… {len(df) - max_rows} more rows</i></p>" if len(df) > max_rows else ""
         _html(cap + markup + more)
