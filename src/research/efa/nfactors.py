@@ -21,7 +21,7 @@ from scipy.optimize import minimize
 from threadpoolctl import ThreadpoolController
 
 from ..errors import AnalysisError
-from .correlation import _correlation_input, _item_matrix, _smc, polychoric
+from .correlation import _correlation_input, _item_matrix, _pearson_array, _smc, polychoric
 
 __all__ = ["ParallelAnalysisResult", "VelicerMapResult", "kaiser", "parallel_analysis",
            "reduced_eigenvalues", "scree_data", "velicer_map"]
@@ -600,7 +600,7 @@ def parallel_analysis(data, *, n_iter: int = 20, quantile: float | None = 0.95,
     if corr == "polychoric":
         R = polychoric(pd.DataFrame(X, columns=names)).rho.to_numpy()
     else:
-        R, _, _ = _correlation_input(pd.DataFrame(X, columns=names), what=what)
+        R = _pearson_array(X, names, what=what)  # X is already validated: no second copy of the data
     observed = np.linalg.eigvalsh(R)[::-1] if kind == "pca" else _minres_one_factor(R).values
 
     rng = np.random.default_rng(seed)
