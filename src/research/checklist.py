@@ -110,6 +110,11 @@ def _config_items(cfg: StudyConfig) -> list[MissingItem]:
             shown = value if len(value) <= 60 else value[:57] + "..."
             out.append(MissingItem(f"{where}, key {key}", f"still the template text {shown!r}",
                                    "replace it with your study's own text"))
+    empty_stages = [s.code for s in cfg.stages if not s.factors]
+    if not cfg.stages or empty_stages:
+        out.append(MissingItem(f"{where}, key stages", "no stages" if not cfg.stages else
+                               f"stage(s) {', '.join(empty_stages)} without factors",
+                               "list the service stages, each with its quality factors (code and label)"))
     if all(getattr(cfg.data, k) is None for k in CONTENT):
         out.append(MissingItem(f"{where}, key data", "names no raw data file",
                                "add at least data.survey: {path: data/raw/<study>/survey.csv}"))
@@ -154,7 +159,7 @@ def _codebook_items(cfg: StudyConfig) -> list[MissingItem]:
     if n_id != 1:
         out.append(MissingItem(where, f"{n_id} variables of type id",
                                "mark exactly one variable (the respondent ID column) as type id"))
-    factor_codes = cfg.factors["factor"].tolist()
+    factor_codes = [f.code for s in cfg.stages for f in s.factors]
     stage_codes = [s.code for s in cfg.stages]
     rated = cb[cb["type"].isin(("importance", "performance"))]
     no_factor = rated[rated["factor"] == ""]
@@ -173,11 +178,12 @@ def _codebook_items(cfg: StudyConfig) -> list[MissingItem]:
         out.append(MissingItem(f"{where}, line(s) {lines}", f"stage {code!r} is not in the config's stages",
                                f"use one of {', '.join(stage_codes)} or add the stage to the config"))
     measured = set(cb.loc[cb["type"] == "performance", "factor"])
-    for f in cfg.factors.itertuples():
-        if f.factor not in measured:
-            out.append(MissingItem(where, f"factor {f.factor} ({f.stage}) of the config has no performance item",
-                                   "add a row of type performance with this factor code, or remove the factor "
-                                   "from the config"))
+    for stage in cfg.stages:
+        for f in stage.factors:
+            if f.code not in measured:
+                out.append(MissingItem(where, f"factor {f.code} ({stage.code}) of the config has no performance item",
+                                       "add a row of type performance with this factor code, or remove the factor "
+                                       "from the config"))
     scaled = cb[cb["type"].isin(RATING_TYPES)]
     for i, r in scaled.iterrows():
         try:
