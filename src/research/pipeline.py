@@ -26,6 +26,15 @@ A failing notebook stops the notebooks that need it; independent notebooks finis
 as the notebook, the cell, the error type and message (a :class:`~research.errors.ResearchError` as its
 one line) and the paths of the partially executed notebook and its HTML, and the exit status is 1.
 
+Interruption never leaves a half-written file. Every file is written to a temporary file and renamed
+(:mod:`research.io`; papermill's own, repeatedly rewritten output notebook lives in a scratch folder outside
+the reports). Ctrl-C, SIGTERM and SIGHUP stop the run in order (status 130): each worker interrupts its
+kernel (SIGINT, so the running cell unwinds and its atomic writes delete their temporary files), shuts it
+down and exits without writing reports; the notebook stays stale in the manifest and reruns next time. A
+worker whose run was killed outright (SIGKILL) notices that its parent is gone and stops the same way. What a
+harder crash could still leave (temporary files of a kernel killed mid-write) is removed at the start of the
+next run, under the run's lock.
+
 The no-change path (everything up to date) reads YAML, JSON and file hashes only; it imports neither
 pandas nor papermill, so it takes well under a second.
 """
@@ -33,19 +42,21 @@ pandas nor papermill, so it takes well under a second.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import json
 import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +71,12 @@ MANIFEST_VERSION = 1
 EVENT_PREFIX = "@@research-event "
 KERNEL_START_TIMEOUT = 180  # seconds; kernels start slowly when several start on a busy machine
 KERNEL_START_ATTEMPTS = 2
+# Stopping a worker: its kernel is interrupted at once and again after INTERRUPT_AGAIN seconds (the first
+# SIGINT is lost when it falls between two cells), and killed after WORKER_STOP_GRACE seconds.
+INTERRUPT_AGAIN = 2.0
+WORKER_STOP_GRACE = 8.0
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+STAGING_AGE = 600  # seconds: a prepare staging folder older than this belongs to no live run
 # Numerical libraries run single-threaded inside the kernels unless the user says otherwise: results do not
 # depend on how many notebooks run at once, and parallel notebooks do not oversubscribe the cores.
 KERNEL_ENVIRONMENT = {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -308,14 +325,16 @@ class StudyFacts:
         if not isinstance(info, dict) or not info.get("id"):
             raise ConfigError(f"{source}: key study.id: required key is missing")
         title = info.get("title") if isinstance(info.get("title"), dict) else {"en": str(info.get("title", ""))}
-        codebook = Path(str(raw.get("codebook", "codebook.csv")))
-        codebook = codebook if codebook.is_absolute() else source.parent / codebook
-        files = [source, codebook]
-        data = raw.get("data") or {}
-        for value in data.values() if isinstance(data, dict) else []:
-            rel = value.get("path") if isinstance(value, dict) else value
-            if isinstance(rel, str) and rel:
-                files.append(paths.PROJECT_ROOT / rel)
+        try:  # refused before anything reads them (or hashes them): paths leaving the project
+            files = [source, paths.inside_project(str(raw.get("codebook", "codebook.csv")), base=source.parent,
+                                                  what="codebook")]
+            data = raw.get("data") or {}
+            for key, value in data.items() if isinstance(data, dict) else []:
+                rel = value.get("path") if isinstance(value, dict) else value
+                if isinstance(rel, str) and rel:
+                    files.append(paths.inside_project(rel, what=f"data.{key}" + (".path" if key != "truth" else "")))
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
         relative = _rel(source, paths.PROJECT_ROOT)
         return cls(source=source, relative=relative, study_id=str(info["id"]), title=title,
                    company=str(info.get("company", "")), synthetic=bool(info.get("synthetic", False)),
@@ -582,7 +601,27 @@ def run(*, study: str | os.PathLike | None = None, only: Iterable[str] = (), for
         print(f"-p {key}={value!r} goes to {', '.join(takers)}", file=stream, flush=True)
     runner = _Runner(facts=facts, layout=layout, plans=plans, selected=selected, missing=missing, named=named,
                      force=force, jobs=jobs, quiet=quiet, stream=stream, all_nodes=check_graph(graph), nb_dir=nb_dir)
-    return runner.go()
+    with _stop_signals_interrupt():
+        return runner.go()
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the run as Ctrl-C does (KeyboardInterrupt: workers stopped, status 130)
+    instead of ending the process on the spot and leaving its workers running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _raise_interrupt) for s in STOP_SIGNALS if s != signal.SIGINT}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class _Runner:
@@ -641,6 +680,7 @@ class _Runner:
         language = next((p.params.get("language") for p in self.plans.values() if p.params.get("language")), None)
         load_study(self.facts.source, language=language)
         self.lock = _lock_reports(self.layout)
+        _remove_leftovers(self.layout)
         self.scratch = Path(tempfile.mkdtemp(prefix="research-run-", dir="/tmp" if os.path.isdir("/tmp") else None))
         env = {**KERNEL_ENVIRONMENT, **{k: v for k, v in os.environ.items() if k in KERNEL_ENVIRONMENT}}
         self.kernel_env = env
@@ -897,6 +937,25 @@ def _lock_reports(layout: Layout) -> Any:
     return handle
 
 
+def _remove_leftovers(layout: Layout) -> list[Path]:
+    """Remove what a killed run left behind (called under the run's lock): temporary files of interrupted
+    atomic writes (``.<name>.<random>.tmp``, :func:`research.io.atomic_path`) in the reports and processed
+    folders, and staging folders of an interrupted prepare (``data/processed/.<study>.prepare-*``) older than
+    :data:`STAGING_AGE` (a younger one may belong to a run of the study in another language)."""
+    removed: list[Path] = []
+    for folder in (layout.reports, layout.processed):
+        for leftover in sorted(folder.rglob(".*.tmp")) if folder.is_dir() else []:
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
+                removed.append(leftover)
+    staging = layout.processed.parent
+    for leftover in sorted(staging.glob(f".{layout.study_id}.prepare-*")) if staging.is_dir() else []:
+        if leftover.is_dir() and time.time() - leftover.stat().st_mtime > STAGING_AGE:
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover)
+    return removed
+
+
 def _shown(path: Path) -> str:
     """A path as the user can open it: relative to the working directory when inside it."""
     try:
@@ -1028,19 +1087,27 @@ class _Worker:
 
 
 
-def _stop_all(workers: Sequence[_Worker], grace: float = 3.0) -> None:
-    """Interrupted: terminate every worker, then kill those still running after ``grace`` seconds. A
-    kernel exits by itself when its worker is gone (ipykernel watches its parent process)."""
+def _stop_all(workers: Sequence[_Worker], grace: float = WORKER_STOP_GRACE + 7.0) -> None:
+    """Interrupted: terminate every worker (each interrupts and shuts down its kernel, see
+    :class:`_WorkerStop`), then kill those still running after ``grace`` seconds. A kernel exits by itself
+    when its worker is gone (ipykernel watches its parent process). Further Ctrl-C are ignored meanwhile,
+    so an impatient second one cannot leave workers behind."""
     alive = [w.proc for w in workers if w.proc is not None and w.proc.poll() is None]
-    for proc in alive:
-        proc.terminate()
-    deadline = time.monotonic() + grace
-    for proc in alive:
-        try:
-            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    shielded = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS} if shielded else {}
+    try:
+        for proc in alive:
+            proc.terminate()
+        deadline = time.monotonic() + grace
+        for proc in alive:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 # --- command line ---------------------------------------------------------------------------------------
@@ -1055,8 +1122,77 @@ def run_from_cli(args: Any, *, graph: Sequence[Node] = GRAPH, notebooks_dir: str
 
 # --- the worker process ---------------------------------------------------------------------------------
 def _emit(**event: Any) -> None:
-    sys.stdout.write(EVENT_PREFIX + json.dumps(event, default=str) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(EVENT_PREFIX + json.dumps(event, default=str) + "\n")
+        sys.stdout.flush()
+    except OSError:  # the parent is gone (broken pipe); _WorkerStop notices and stops this worker
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+
+
+class _Stopped(Exception):
+    """Raised between two cells when the worker has been asked to stop."""
+
+
+class _WorkerStop:
+    """How a worker stops: on SIGINT, SIGTERM or SIGHUP, or when its parent (the run) has died.
+
+    The notebook executes in a thread; the main thread only waits, so it runs the signal handlers (and
+    nbclient, outside the main thread, installs none of its own). Asked to stop, the worker sends SIGINT to
+    its kernel's process group: the running cell raises KeyboardInterrupt, the atomic writes in it delete
+    their temporary files, and papermill ends with the cell's error and shuts the kernel down. The interrupt
+    is repeated once after :data:`INTERRUPT_AGAIN` seconds (one that arrives between two cells is ignored by
+    the kernel; the next cell then meets :class:`_Stopped`), and the kernel is killed after
+    :data:`WORKER_STOP_GRACE` seconds.
+    """
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self.since = 0.0
+        self.interrupts = 0
+        self.killed = False
+        self.kernels: list[Any] = []  # kernel managers of this worker (they know the kernel's process group)
+
+    def install(self) -> None:
+        for s in STOP_SIGNALS:
+            signal.signal(s, self._on_signal)
+        threading.Thread(target=self._watch_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if not self.signum:
+            self.signum, self.since = signum, time.monotonic()
+            self._signal_kernels(signal.SIGINT)
+
+    @staticmethod
+    def _watch_parent(parent: int) -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)  # handled by _on_signal in the main thread
+
+    def _signal_kernels(self, signum: int) -> None:
+        for km in self.kernels:
+            provisioner = getattr(km, "provisioner", None)
+            group = getattr(provisioner, "pgid", None) or getattr(provisioner, "pid", None)
+            if group:
+                with contextlib.suppress(OSError):
+                    os.killpg(group, signum)
+        if signum == signal.SIGINT:
+            self.interrupts += 1
+
+    def check(self) -> None:
+        """Raise :class:`_Stopped` when asked to stop (called after every cell)."""
+        if self.signum:
+            raise _Stopped(f"stopped by signal {self.signum}")
+
+    def tick(self) -> None:
+        """Escalate while the notebook thread has not ended (called by the waiting main thread)."""
+        if not self.signum:
+            return
+        waited = time.monotonic() - self.since
+        if self.interrupts < 2 and waited > INTERRUPT_AGAIN:
+            self._signal_kernels(signal.SIGINT)
+        if not self.killed and waited > WORKER_STOP_GRACE:
+            self.killed = True
+            self._signal_kernels(signal.SIGKILL)
 
 
 def _research_error_names() -> set[str]:
@@ -1070,12 +1206,18 @@ def _research_error_names() -> set[str]:
     return names
 
 
-def _ipc_kernel_manager(ipc_dir: str) -> type:
-    """An AsyncKernelManager whose kernel listens on Unix sockets in ``ipc_dir`` (no TCP ports)."""
+def _ipc_kernel_manager(ipc_dir: str, registry: list[Any] | None = None) -> type:
+    """An AsyncKernelManager whose kernel listens on Unix sockets in ``ipc_dir`` (no TCP ports); every
+    instance is appended to ``registry`` (so a stopping worker can reach its kernel)."""
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
     class IpcKernelManager(AsyncKernelManager):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            if registry is not None:
+                registry.append(self)
+
         @default("transport")
         def _default_transport(self) -> str:
             return "ipc"
@@ -1114,9 +1256,11 @@ def worker_main(spec: Mapping[str, Any]) -> int:
     from .render import notebook_html, provenance_cell
     from .render import t as text
 
+    stop = _WorkerStop()
+    stop.install()
     # Scratch space inside the run's folder, which the parent removes even when it kills this worker.
     scratch = Path(tempfile.mkdtemp(prefix=f"{Path(spec['input']).stem[:12]}-", dir=spec.get("scratch")))
-    out = scratch / "executed.ipynb"
+    out = scratch / "executed.ipynb"  # papermill rewrites it after every cell: never in the reports
     executed_cells = 0
     error: dict[str, Any] | None = None
 
@@ -1127,6 +1271,17 @@ def worker_main(spec: Mapping[str, Any]) -> int:
         nonlocal executed_cells
         executed_cells += 1
         _emit(event="cell")
+        stop.check()
+
+    def execute(ipc_dir: str, failure: list[BaseException]) -> None:
+        try:
+            pm.execute_notebook(
+                spec["input"], str(out), parameters=dict(spec["parameters"]), kernel_name=spec["kernel_name"],
+                cwd=spec["cwd"], progress_bar=False, log_output=False, start_timeout=KERNEL_START_TIMEOUT,
+                kernel_manager_class=_ipc_kernel_manager(ipc_dir, stop.kernels), on_notebook_start=on_start,
+                on_cell_executed=on_cell)
+        except BaseException as e:  # handed to the main thread
+            failure.append(e)
 
     t0 = time.perf_counter()
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
@@ -1137,11 +1292,25 @@ def worker_main(spec: Mapping[str, Any]) -> int:
             ipc_dir = tempfile.mkdtemp(prefix="rk-", dir="/tmp" if os.path.isdir("/tmp") else None)
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(
-                spec["input"], str(out), parameters=dict(spec["parameters"]), kernel_name=spec["kernel_name"],
-                cwd=spec["cwd"], progress_bar=False, log_output=False, start_timeout=KERNEL_START_TIMEOUT,
-                kernel_manager_class=_ipc_kernel_manager(ipc_dir), on_notebook_start=on_start,
-                on_cell_executed=on_cell)
+            failure: list[BaseException] = []
+            thread = threading.Thread(target=execute, args=(ipc_dir, failure), name="notebook", daemon=True)
+            thread.start()
+            while thread.is_alive():
+                thread.join(0.2)
+                stop.tick()
+                if stop.signum and time.monotonic() - stop.since > WORKER_STOP_GRACE + 5:
+                    break  # the kernel is dead by now; do not wait for a client that hangs
+            if stop.signum:
+                raise _Stopped(f"stopped by signal {stop.signum}")
+            if failure:
+                raise failure[0]
+        except _Stopped:
+            shutil.rmtree(ipc_dir, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
+            # Stopped: the notebook stays stale in the manifest; its previous reports are left as they were.
+            if thread.is_alive():
+                os._exit(128 + stop.signum)  # skip interpreter shutdown, which would wait for the thread
+            return 128 + stop.signum
         except PapermillExecutionError as e:
             error = {"cell_index": e.cell_index, "ename": e.ename, "evalue": e.evalue,
                      "source_line": next((ln.strip() for ln in str(e.source or "").splitlines() if ln.strip()), "")}
@@ -1196,6 +1365,8 @@ def _worker_entry() -> int:
     except ResearchError as e:
         print(f"research: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a signal before the stop handlers were installed
+        return 130
 
 
 if __name__ == "__main__":
