@@ -397,3 +397,29 @@ def test_two_runs_cannot_write_the_same_reports_at_once(tmp_path):
     finally:
         held.close()
     pipeline._lock_reports(layout).close()  # free again
+
+
+def test_index_headlines_read_the_results_and_skip_absent_parts():
+    from research.render import headlines
+
+    results = {
+        "prepare": {"n_respondents": 280, "group_sizes": {"foreign": 126, "lithuanian": 154}, "n_experts": 10,
+                    "n_orders": 1069},
+        "experts": {"W_overall": 0.78512, "p_overall": 1e-20, "n_experts": 10, "n_factors": 18,
+                    "top_factors": ["S3_COMPLAINT", "S2_RESULT", "S2_TIME", "S2_CONTRACT"]},
+        "survey": {"group_levels": ["foreign", "lithuanian"], "significant_items": ["<b>X</b>"],
+                   "correction": "holm"},
+        "monitoring": {"kpi_status": {"a": "on_target", "b": "out_of_control"}, "n_out_of_control": 1,
+                       "shift_detected_month": {"a": None, "b": "2026-01"}},
+    }
+    en = headlines(results, "en")
+    assert en == [
+        "Data: 280 client respondents (foreign: 126, lithuanian: 154), 10 experts and 1069 service orders.",
+        "The 10 experts agree on the importance of the 18 quality factors: Kendall's W = 0.785, p &lt; 0.001. "
+        "Most important: S3_COMPLAINT, S2_RESULT, S2_TIME (+1).",
+        "Items on which the client groups differ after multiplicity correction (Holm): 1 – &lt;b&gt;X&lt;/b&gt;.",
+        "KPIs out of control: 1 of 2; sustained shifts: b (2026-01).",
+    ]
+    lt = headlines(results, "lt")
+    assert "Kendallo W = 0,785, p &lt; 0,001" in lt[1]
+    assert headlines({"experts": {}, "efa": {}}, "en") == []

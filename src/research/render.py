@@ -255,6 +255,72 @@ def summarise_results(results: Mapping[str, Any], lang: str = "en", *, max_inlin
     return rows
 
 
+CORRECTION_NAMES = {"holm": "Holm", "fdr_bh": "Benjamini–Hochberg", "bonferroni": "Bonferroni", "none": "–"}
+
+
+def _p_text(p: Any, lang: str) -> str:
+    shown = i18n.fmt_p(p, lang)
+    return shown if shown.startswith("<") else f"= {shown}"
+
+
+def _listing(values: Iterable[Any], limit: int = 5) -> str:
+    values = [str(v) for v in values]
+    more = len(values) - limit
+    return ", ".join(values[:limit]) + (f" (+{more})" if more > 0 else "")
+
+
+def headlines(results: Mapping[str, Mapping[str, Any]], lang: str = "en") -> list[str]:
+    """The study's key findings in plain language for the index, one sentence per analysis.
+
+    ``results`` maps a notebook's short name (``prepare``, ``experts``, ``efa``, ``survey``, ``model``,
+    ``monitoring``) to its results JSON ``results`` mapping (keys in docs/results.md). A notebook that has
+    not run, or a study without that part (no expert panel, no groups, no service records), gives no
+    sentence. Sentences come from the ``pipeline`` catalogue; every value is escaped.
+    """
+    out: list[str] = []
+    num = i18n.fmt_number
+
+    def add(key: str, **values: Any) -> None:
+        out.append(i18n.text(CATALOGUE, key, lang, **values))
+
+    r = results.get("prepare") or {}
+    if r.get("n_respondents"):
+        groups = r.get("group_sizes") or {}
+        add("headline_data", n=r["n_respondents"], groups=_listing(f"{k}: {v}" for k, v in groups.items()),
+            n_experts=r.get("n_experts") or 0, n_orders=r.get("n_orders") or 0)
+    r = results.get("experts") or {}
+    if r.get("W_overall") is not None:
+        add("headline_experts", n_experts=r.get("n_experts"), n_factors=r.get("n_factors"),
+            W=num(r["W_overall"], 3, lang), p_text=_p_text(r.get("p_overall"), lang),
+            top=_listing(r.get("top_factors") or [], 3))
+    r = results.get("efa") or {}
+    if r.get("n_factors"):
+        congruence = r.get("congruence_hypothesised") or {}
+        if congruence:
+            add("headline_efa", k=r["n_factors"], kmo=num(r.get("kmo"), 2, lang),
+                low=num(min(congruence.values()), 2, lang), high=num(max(congruence.values()), 2, lang))
+        else:
+            add("headline_efa_plain", k=r["n_factors"], kmo=num(r.get("kmo"), 2, lang))
+    r = results.get("survey") or {}
+    if r.get("group_levels") and r.get("significant_items") is not None:
+        items = r["significant_items"]
+        add("headline_survey", n=len(items), items=_listing(items) if items else "–",
+            correction=CORRECTION_NAMES.get(r.get("correction"), r.get("correction") or ""))
+    r = results.get("model") or {}
+    if r.get("top_priorities"):
+        index = (r.get("stage_index") or {})
+        stages = [f"{s} {num(v['all']['index'], 0, lang)}" for s, v in index.items()
+                  if s != "all" and isinstance(v, Mapping) and "all" in v]
+        add("headline_model", top=_listing([t["factor"] for t in r["top_priorities"]], 3),
+            stages=_listing(stages, 8))
+    r = results.get("monitoring") or {}
+    if r.get("kpi_status"):
+        shifts = {k: v for k, v in (r.get("shift_detected_month") or {}).items() if v}
+        add("headline_monitoring", n_out=r.get("n_out_of_control") or 0, n=len(r["kpi_status"]),
+            shifts=_listing(f"{k} ({v})" for k, v in shifts.items()) if shifts else "–")
+    return out
+
+
 def render_index(*, title: str, company: str, synthetic: bool, lang: str, date: str,
                  notebooks: Sequence[Mapping[str, Any]], provenance: Mapping[str, Any]) -> str:
     """The study's ``index.html``.
@@ -269,7 +335,7 @@ def render_index(*, title: str, company: str, synthetic: bool, lang: str, date: 
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     catalogue_keys = i18n.catalogue(CATALOGUE).keys()
     texts = {k: t(k, lang, date=date) if k == "index_intro" else i18n.label(CATALOGUE, k, lang)
-             for k in catalogue_keys if k not in ("n_entries", "seconds")}
+             for k in catalogue_keys if k not in ("n_entries", "seconds") and not k.startswith("headline_")}
     rows = []
     for nb in notebooks:
         wall = nb.get("wall_time")
@@ -280,6 +346,8 @@ def render_index(*, title: str, company: str, synthetic: bool, lang: str, date: 
             "finished": nb.get("finished") or "–", "links": nb.get("links") or [], "stale": bool(nb.get("stale")),
             "results": summarise_results(nb.get("results") or {}, lang), "warnings": list(nb.get("warnings") or []),
         })
+    findings = headlines({nb["short"]: nb.get("results") or {} for nb in notebooks}, lang)
     template = env.get_template(INDEX_TEMPLATE)
     return inert_bidi(template.render(title=title, company=company, synthetic=synthetic, lang=lang, t=texts,
-                                      notebooks=rows, provenance_html=provenance_html(provenance, lang)))
+                                      notebooks=rows, headlines=findings,
+                                      provenance_html=provenance_html(provenance, lang)))
