@@ -752,6 +752,8 @@ class _Runner:
                     raise RuntimeError(f"pipeline stalled with {[n.name for n in pending]} pending")
         except BaseException:
             _stop_all(list(self.running.values()))
+            if self.lock is not None:  # at once: a caller that survives the interrupt (IPython) can run again
+                self.lock.close()
             raise
         finally:
             if self.overall is not None:
