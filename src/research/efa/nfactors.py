@@ -219,12 +219,15 @@ def _one_factor_values_fast(R: np.ndarray, *, tol: float = 1e-10, max_iter: int 
     loadings = V[:, :, -1] * np.sqrt(np.maximum(w[:, -1], 0.0))[:, None]
     del w, V
 
-    def criterion(lam: np.ndarray, rows) -> np.ndarray:
-        E = R0[rows] - lam[:, :, None] * lam[:, None, :]
-        E[:, diag, diag] = 0.0
-        return np.einsum("bij,bij->b", E, E) / 2.0
+    # f(t) = sum_{i<j} r_ij^2 - t'R0 t + ((t't)^2 - sum t^4) / 2: one matrix-vector product per matrix
+    constant = np.einsum("bij,bij->b", R0, R0) / 2.0
 
-    f = criterion(loadings, slice(None))
+    def criterion(lam: np.ndarray, R0_rows: np.ndarray, c: np.ndarray) -> np.ndarray:
+        squares = lam**2
+        quad = np.einsum("bi,bij,bj->b", lam, R0_rows, lam)
+        return c - quad + (squares.sum(axis=1) ** 2 - (squares**2).sum(axis=1)) / 2.0
+
+    f = criterion(loadings, R0, constant)
     damping = 2.0 * (loadings**2).sum(axis=1) + 1e-3
     active = np.ones(B, dtype=bool)
     converged = np.zeros(B, dtype=bool)
@@ -232,18 +235,23 @@ def _one_factor_values_fast(R: np.ndarray, *, tol: float = 1e-10, max_iter: int 
         rows = np.nonzero(active)[0]
         if rows.size == 0:
             break
+        R0_rows = R0 if rows.size == B else R0[rows]  # a view while every matrix is still moving
         lam = loadings[rows]
         s = (lam**2).sum(axis=1)
-        g = -2.0 * (np.einsum("bij,bj->bi", R0[rows], lam) - s[:, None] * lam + lam**3)
+        g = -2.0 * (np.einsum("bij,bj->bi", R0_rows, lam) - s[:, None] * lam + lam**3)
         done = np.abs(g).max(axis=1) < tol
         converged[rows[done]] = True
         # past psych's bound the solution is psych's bounded one, left to the fallback
         stop = done | ((lam**2).max(axis=1) > upper_h)
-        active[rows[stop]] = False
-        rows, lam, g, s = rows[~stop], lam[~stop], g[~stop], s[~stop]
-        if rows.size == 0:
-            break
-        H = 4.0 * lam[:, :, None] * lam[:, None, :] - 2.0 * R0[rows]
+        if stop.any():
+            active[rows[stop]] = False
+            keep = ~stop
+            rows, lam, g, s, R0_rows = rows[keep], lam[keep], g[keep], s[keep], R0_rows[keep]
+            if rows.size == 0:
+                break
+        H = lam[:, :, None] * lam[:, None, :]
+        H *= 4.0
+        H -= 2.0 * R0_rows
         mu = damping[rows]
         H[:, diag, diag] = 2.0 * (s[:, None] - lam**2) + mu[:, None]
         with np.errstate(all="ignore"):
@@ -252,7 +260,7 @@ def _one_factor_values_fast(R: np.ndarray, *, tol: float = 1e-10, max_iter: int 
             except np.linalg.LinAlgError:
                 step = np.full_like(g, np.nan)
             trial = lam + step
-            trial_f = criterion(trial, rows)
+            trial_f = criterion(trial, R0_rows, constant[rows])
         accept = np.isfinite(trial_f) & (trial_f <= f[rows] * (1.0 + 1e-12) + 1e-15)
         loadings[rows[accept]], f[rows[accept]] = trial[accept], trial_f[accept]
         scale = 2.0 * s + 1e-3
