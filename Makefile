@@ -49,7 +49,7 @@ test: $(INSTALLED) ## Run the test suite (browser tests skip where Chromium is a
 test-fast: $(INSTALLED) ## Run the unit tests only, without notebook end-to-end runs
 	$(PY) -m pytest -q -m "not slow and not browser"
 
-test-browser: $(INSTALLED) ## Install headless Chromium where missing and run the browser tests
+test-browser: reports ## Install headless Chromium where missing; check the demo reports and fixtures in it
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	$(PY) -m pytest -q -m browser
 
