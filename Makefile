@@ -43,8 +43,10 @@ reports: $(INSTALLED) ## Run the whole study (incremental) and render the HTML r
 reports-lt: $(INSTALLED) ## Render the demo study's reports in Lithuanian (reports/demo-lt)
 	$(RESEARCH) run --study $(STUDY) -j $(JOBS) -p language=lt
 
+# --dist loadfile keeps a test file on one worker, so a module's expensive fixture (a whole study run) is
+# built once; xdist's loadgroup does not group tests under pytest 9.
 test: $(INSTALLED) ## Run the test suite (browser tests skip where Chromium is absent)
-	$(PY) -m pytest -n 2 --dist loadgroup -q
+	$(PY) -m pytest -n 2 --dist loadfile -q
 
 test-fast: $(INSTALLED) ## Run the unit tests only, without notebook end-to-end runs
 	$(PY) -m pytest -q -m "not slow and not browser"
