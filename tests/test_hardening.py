@@ -19,11 +19,18 @@ study (config, codebook, raw files) under that root, with fewer resamples so the
 * **Configuration**: ``-p`` values are data; paths outside the project are refused in one line.
 * **Numeric edge cases**: each either finishes with a warning in the report and the results JSON, or stops
   with one line naming the problem.
+
+The four expensive runs (demo runs, hostile study, edge-case studies) are each made once per test session and
+shared by every xdist worker that needs them (:func:`shared_build`): with pytest 9.2 and pytest-xdist 3.8,
+``--dist loadgroup`` no longer keeps an ``xdist_group`` on one worker (xdist renames ``item._nodeid``, which
+pytest 9 no longer reads), so tests of one module can land on both workers and a module-scoped fixture would
+be built twice.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import html
 import io
@@ -36,9 +43,11 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -198,6 +207,30 @@ def results(reports: Path, short: str) -> dict:
     return json.loads((reports / "results" / f"{short}.json").read_text(encoding="utf-8"))
 
 
+def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any]) -> tuple[Path, Any]:
+    """``build(root)`` once per test session, also across pytest-xdist workers: the first worker to ask builds
+    (holding a lock), the others wait and reuse its folder and its JSON-able return value."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root, record = shared / f"hardening-{name}", shared / f"hardening-{name}.json"
+    with open(shared / f"hardening-{name}.lock", "a", encoding="utf-8") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if not record.exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True)
+            record.write_text(json.dumps(build(root)), encoding="utf-8")
+    return root, json.loads(record.read_text(encoding="utf-8"))
+
+
+def completed(value: dict) -> subprocess.CompletedProcess:
+    return subprocess.CompletedProcess(value.get("args", []), value["returncode"], value.get("stdout", ""),
+                                       value.get("stderr", ""))
+
+
+def outcome(done: subprocess.CompletedProcess) -> dict:
+    return {"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+
+
 # --- helpers: study variants -----------------------------------------------------------------------------------
 def study_variant(root: Path, study_id: str, *, config=None, codebook=None, survey=None, experts=None) -> Path:
     """A copy of the demo study under ``root`` (``studies/<id>``, raw files in ``raw/<id>``), with fewer
@@ -281,46 +314,54 @@ def interrupt(root: Path, sig: signal.Signals, *, after_line: str | None, delay:
     return Interruption(sig.name, returncode, "".join(lines), survivors, damaged_files(root), notebook)
 
 
+def demo_runs_build(root: Path) -> dict:
+    """Two runs of the demo study at the same time: one in one go (``-j 2``, ``PYTHONHASHSEED=1``, in
+    ``uninterrupted/``, in the background) and one stopped three times and then run to the end (``-j 1``,
+    ``PYTHONHASHSEED=2``, in ``interrupted/``)."""
+    reference, resumed = root / "uninterrupted", root / "interrupted"
+    reference.mkdir()
+    resumed.mkdir()
+    background = research_background(reference, "run", "-q", "-j", "2", PYTHONHASHSEED="1")
+    try:
+        stops = [
+            interrupt(resumed, signal.SIGINT, after_line=None, delay=4.0, notebook="00_prepare_data",
+                      PYTHONHASHSEED="2"),
+            interrupt(resumed, signal.SIGTERM, after_line=ran("02_factor_analysis"), delay=6.0,
+                      notebook="03_survey_comparison", PYTHONHASHSEED="2"),
+            interrupt(resumed, signal.SIGKILL, after_line=ran("03_survey_comparison"), delay=5.0,
+                      notebook="04_supervision_model", PYTHONHASHSEED="2"),
+        ]
+        final = research(resumed, "run", "-q", "-j", "1", PYTHONHASHSEED="2")
+        return {"stops": [asdict(stop) for stop in stops], "final": outcome(final),
+                "reference": outcome(finished(background))}
+    finally:
+        if background.poll() is None:
+            background.kill()
+            background.wait()
+
+
+@dataclass(frozen=True)
+class DemoRuns:
+    reference: Path  # uninterrupted, -j 2, PYTHONHASHSEED=1
+    resumed: Path  # interrupted three times, then completed; -j 1, PYTHONHASHSEED=2
+    stops: list[Interruption]
+    final: subprocess.CompletedProcess
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """The demo study in one go, ``-j 2``, ``PYTHONHASHSEED=1`` (started in the background at once, so it
-    runs while the interrupted run below is stopped and restarted)."""
-    root = tmp_path_factory.mktemp("uninterrupted")
-    proc = research_background(root, "run", "-q", "-j", "2", PYTHONHASHSEED="1")
-    yield root, proc
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
-def uninterrupted_done(uninterrupted) -> Path:
-    root, proc = uninterrupted
-    done = finished(proc)
-    assert done.returncode == 0, done.stderr
-    return root
-
-
-@pytest.fixture(scope="module")
-def interrupted(tmp_path_factory, uninterrupted):
-    """The demo study stopped three times (``-j 1``, ``PYTHONHASHSEED=2``), then run to the end."""
-    root = tmp_path_factory.mktemp("interrupted")
-    stops = [
-        interrupt(root, signal.SIGINT, after_line=None, delay=4.0, notebook="00_prepare_data", PYTHONHASHSEED="2"),
-        interrupt(root, signal.SIGTERM, after_line=ran("02_factor_analysis"), delay=6.0,
-                  notebook="03_survey_comparison", PYTHONHASHSEED="2"),
-        interrupt(root, signal.SIGKILL, after_line=ran("03_survey_comparison"), delay=5.0,
-                  notebook="04_supervision_model", PYTHONHASHSEED="2"),
-    ]
-    final = research(root, "run", "-q", "-j", "1", PYTHONHASHSEED="2")
-    return root, stops, final
+def demo_runs(tmp_path_factory) -> DemoRuns:
+    root, value = shared_build(tmp_path_factory, "demo-runs", demo_runs_build)
+    reference = completed(value["reference"])
+    assert reference.returncode == 0, reference.stderr
+    return DemoRuns(root / "uninterrupted", root / "interrupted", [Interruption(**s) for s in value["stops"]],
+                    completed(value["final"]))
 
 
 @pytest.mark.skipif(not HAS_PROC, reason="needs /proc to find the run's processes")
 @pytest.mark.slow
 @pytest.mark.xdist_group("notebooks")
-def test_interrupted_run_leaves_whole_files_and_no_process(interrupted):
-    _, stops, _ = interrupted
-    for stop in stops:
+def test_interrupted_run_leaves_whole_files_and_no_process(demo_runs):
+    for stop in demo_runs.stops:
         where = f"{stop.signal} while {stop.notebook} ran"
         assert stop.survivors == [], f"{where}: processes of the run still alive: {stop.survivors}"
         assert stop.problems == [], f"{where}: {stop.problems}"
@@ -336,15 +377,14 @@ def test_interrupted_run_leaves_whole_files_and_no_process(interrupted):
 @pytest.mark.skipif(not HAS_PROC, reason="needs /proc to find the run's processes")
 @pytest.mark.slow
 @pytest.mark.xdist_group("notebooks")
-def test_run_after_interruptions_completes_and_reproduces_the_results(interrupted, uninterrupted):
-    root, _, final = interrupted
+def test_run_after_interruptions_completes_and_reproduces_the_results(demo_runs):
+    root, final, reference = demo_runs.resumed, demo_runs.final, demo_runs.reference
     assert final.returncode == 0, final.stderr
     assert damaged_files(root) == []
     for name in NOTEBOOK_NAMES[:4]:  # finished before the last stop: kept
         assert f"up to date {name}" in final.stderr, final.stderr
     for name in NOTEBOOK_NAMES[4:]:  # stopped, or never started
         assert ran(name) in final.stderr, final.stderr
-    reference = uninterrupted_done(uninterrupted)
     for short in SHORT_NAMES:
         ours = (root / "reports" / "demo" / "results" / f"{short}.json").read_bytes()
         theirs = (reference / "reports" / "demo" / "results" / f"{short}.json").read_bytes()
@@ -354,12 +394,11 @@ def test_run_after_interruptions_completes_and_reproduces_the_results(interrupte
 @pytest.mark.skipif(not HAS_PROC, reason="needs /proc to find the run's processes")
 @pytest.mark.slow
 @pytest.mark.xdist_group("notebooks")
-def test_results_and_tables_identical_across_hash_seed_and_jobs(interrupted, uninterrupted):
+def test_results_and_tables_identical_across_hash_seed_and_jobs(demo_runs):
     """-j 2 / PYTHONHASHSEED=1 against -j 1 / PYTHONHASHSEED=2: every results JSON and processed table
     (parquet and CSV) byte for byte."""
-    root, _, final = interrupted
+    root, final, reference = demo_runs.resumed, demo_runs.final, demo_runs.reference
     assert final.returncode == 0, final.stderr
-    reference = uninterrupted_done(uninterrupted)
     for folder in ("reports/demo/results", "data/processed/demo"):
         ours, theirs = digests(root / folder), digests(reference / folder)
         assert sorted(ours) == sorted(theirs), folder
@@ -411,13 +450,16 @@ def make_hostile_comments(survey: pd.DataFrame) -> pd.DataFrame:
     return survey
 
 
-@pytest.fixture(scope="module")
-def hostile_reports(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("hostile")
+def hostile_build(root: Path) -> dict:
     study = study_variant(root, "hostile", config=make_hostile, codebook=make_hostile_codebook,
                           survey=make_hostile_comments)
-    done = research(root, "run", "-q", "-j", "2", "--study", str(study))
-    assert done.returncode == 0, done.stderr
+    return outcome(research(root, "run", "-q", "-j", "2", "--study", str(study)))
+
+
+@pytest.fixture(scope="module")
+def hostile_reports(tmp_path_factory) -> Path:
+    root, value = shared_build(tmp_path_factory, "hostile", hostile_build)
+    assert value["returncode"] == 0, value["stderr"]
     return root
 
 
@@ -717,14 +759,18 @@ EDGE_STUDIES = {
 }
 
 
-@pytest.fixture(scope="module")
-def edge_runs(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
-    root = tmp_path_factory.mktemp("edge")
+def edge_build(root: Path) -> dict:
     started = {}
     for study_id, (changes, only) in EDGE_STUDIES.items():
         study = study_variant(root, study_id, **changes)
         started[study_id] = research_background(root, "run", "-q", "-j", "2", "--study", str(study), *only)
-    return {study_id: (root / "reports" / study_id, finished(proc)) for study_id, proc in started.items()}
+    return {study_id: outcome(finished(proc)) for study_id, proc in started.items()}
+
+
+@pytest.fixture(scope="module")
+def edge_runs(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    root, value = shared_build(tmp_path_factory, "edge", edge_build)
+    return {study_id: (root / "reports" / study_id, completed(done)) for study_id, done in value.items()}
 
 
 def assert_warned(reports: Path, short: str, fragment: str) -> str:
