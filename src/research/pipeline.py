@@ -1152,6 +1152,7 @@ class _WorkerStop:
         self.since = 0.0
         self.interrupts = 0
         self.killed = False
+        self.orphaned = False  # the run that started this worker has died
         self.kernels: list[Any] = []  # kernel managers of this worker (they know the kernel's process group)
 
     def install(self) -> None:
@@ -1164,10 +1165,10 @@ class _WorkerStop:
             self.signum, self.since = signum, time.monotonic()
             self._signal_kernels(signal.SIGINT)
 
-    @staticmethod
-    def _watch_parent(parent: int) -> None:
+    def _watch_parent(self, parent: int) -> None:
         while os.getppid() == parent:
             time.sleep(0.5)
+        self.orphaned = True
         os.kill(os.getpid(), signal.SIGTERM)  # handled by _on_signal in the main thread
 
     def _signal_kernels(self, signum: int) -> None:
@@ -1309,6 +1310,9 @@ def worker_main(spec: Mapping[str, Any]) -> int:
         except _Stopped:
             shutil.rmtree(ipc_dir, ignore_errors=True)
             shutil.rmtree(scratch, ignore_errors=True)
+            if stop.orphaned and spec.get("scratch"):  # the dead run cannot remove its folder; the last worker does
+                with contextlib.suppress(OSError):
+                    os.rmdir(spec["scratch"])
             # Stopped: the notebook stays stale in the manifest; its previous reports are left as they were.
             if thread.is_alive():
                 os._exit(128 + stop.signum)  # skip interpreter shutdown, which would wait for the thread
