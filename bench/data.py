@@ -85,9 +85,13 @@ def make_panel(m: int, k: int, *, seed: int = 1) -> pd.DataFrame:
                         columns=[f"E{j + 1:04d}" for j in range(m)])
 
 
+def items_path(cache: Path, n: int, p: int, *, seed: int = 1) -> Path:
+    return cache / f"items_n{n}_p{p}_s{seed}.npz"
+
+
 def cached_items(cache: Path, n: int, p: int, *, seed: int = 1) -> Path:
     """Write (once) the answers and group of ``make_items(n, p)`` to ``cache`` as ``.npz``; return the path."""
-    path = cache / f"items_n{n}_p{p}_s{seed}.npz"
+    path = items_path(cache, n, p, seed=seed)
     if not path.exists():
         answers, group = make_items(n, p, seed=seed)
         tmp = path.with_suffix(".tmp.npz")
