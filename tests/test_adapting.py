@@ -228,7 +228,6 @@ def sample_data(project: Path, name: str, monkeypatch) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_the_tutorial_from_new_study_to_reports(tmp_path, monkeypatch):
     project = tmp_path / "project"
     (project / "studies").mkdir(parents=True)
@@ -289,7 +288,6 @@ def results(reports: Path, short: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_example_it_runs_end_to_end_with_visible_skips(tmp_path):
     env = {**os.environ, "RESEARCH_OUTPUT_ROOT": str(tmp_path)}
     run = subprocess.run([sys.executable, "-m", "research.cli", "run", "--study", str(EXAMPLE_IT), "-j", "2", "-q"],

@@ -198,7 +198,6 @@ def assert_renders_cleanly(browser: Chromium, page: Path, label: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_fixture_reports_render_in_chromium(browser, fixture_reports):
     pages = pages_of(fixture_reports)
     assert len(pages) == 4

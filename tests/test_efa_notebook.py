@@ -95,7 +95,6 @@ def _run_notebook(out: Path, executed_dir: Path, **parameters) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_notebook_recovers_the_demo_structure(demo_output, tmp_path):
     _run_notebook(demo_output, tmp_path, study="studies/demo/study.yaml")
     payload = json.loads((demo_output / "reports" / "demo" / "results" / "efa.json").read_text(encoding="utf-8"))
@@ -125,7 +124,6 @@ def test_notebook_recovers_the_demo_structure(demo_output, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_notebook_runs_in_lithuanian_with_other_options(demo_output, tmp_path):
     executed = _run_notebook(demo_output, tmp_path, study="studies/demo/study.yaml", language="lt",
                              corr="pearson", method="ml", rotation="promax", n_factors=3)

@@ -652,7 +652,6 @@ def test_reference_json_is_the_one_in_the_repository():
 # --- notebook ---------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_notebook_runs_on_demo_study(tmp_path, monkeypatch):
     from notebook_runner import execute_notebook
     from research import paths
@@ -695,7 +694,6 @@ def test_evaluate_study_without_panel_returns_none(demo_cfg):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_notebook_skips_without_expert_panel(tmp_path, monkeypatch):
     from notebook_runner import execute_notebook
     from research import paths

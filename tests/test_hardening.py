@@ -21,10 +21,8 @@ study (config, codebook, raw files) under that root, with fewer resamples so the
   with one line naming the problem.
 
 The four expensive runs (demo runs, hostile study, edge-case studies) are each made once per test session and
-shared by every xdist worker that needs them (:func:`shared_build`): with pytest 9.2 and pytest-xdist 3.8,
-``--dist loadgroup`` no longer keeps an ``xdist_group`` on one worker (xdist renames ``item._nodeid``, which
-pytest 9 no longer reads), so tests of one module can land on both workers and a module-scoped fixture would
-be built twice.
+shared by every xdist worker that needs them (:func:`shared_build`), whatever the distribution mode
+(`make test` uses ``--dist loadfile``; xdist's ``loadgroup`` does not group tests under pytest 9).
 """
 
 from __future__ import annotations
@@ -63,7 +61,7 @@ SHORT_NAMES = ("prepare", "experts", "efa", "survey", "model", "monitoring")
 BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 HAS_PROC = Path("/proc/self/environ").exists()
 
-slow_notebooks = [pytest.mark.slow, pytest.mark.xdist_group("notebooks")]
+slow_notebooks = [pytest.mark.slow]
 
 
 # --- helpers: running the CLI ---------------------------------------------------------------------------------
@@ -359,7 +357,6 @@ def demo_runs(tmp_path_factory) -> DemoRuns:
 
 @pytest.mark.skipif(not HAS_PROC, reason="needs /proc to find the run's processes")
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_interrupted_run_leaves_whole_files_and_no_process(demo_runs):
     for stop in demo_runs.stops:
         where = f"{stop.signal} while {stop.notebook} ran"
@@ -376,7 +373,6 @@ def test_interrupted_run_leaves_whole_files_and_no_process(demo_runs):
 
 @pytest.mark.skipif(not HAS_PROC, reason="needs /proc to find the run's processes")
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_run_after_interruptions_completes_and_reproduces_the_results(demo_runs):
     root, final, reference = demo_runs.resumed, demo_runs.final, demo_runs.reference
     assert final.returncode == 0, final.stderr
@@ -393,7 +389,6 @@ def test_run_after_interruptions_completes_and_reproduces_the_results(demo_runs)
 
 @pytest.mark.skipif(not HAS_PROC, reason="needs /proc to find the run's processes")
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_results_and_tables_identical_across_hash_seed_and_jobs(demo_runs):
     """-j 2 / PYTHONHASHSEED=1 against -j 1 / PYTHONHASHSEED=2: every results JSON and processed table
     (parquet and CSV) byte for byte."""
@@ -464,7 +459,6 @@ def hostile_reports(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_hostile_text_is_escaped_in_every_html_report(hostile_reports):
     reports = hostile_reports / "reports" / "hostile"
     pages = html_pages(reports)
@@ -494,7 +488,6 @@ def test_hostile_text_is_escaped_in_every_html_report(hostile_reports):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_bidi_overrides_are_inert_and_rtl_text_and_emoji_kept(hostile_reports):
     for path in html_pages(hostile_reports / "reports" / "hostile"):
         raw = path.read_text(encoding="utf-8")
@@ -504,7 +497,6 @@ def test_bidi_overrides_are_inert_and_rtl_text_and_emoji_kept(hostile_reports):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_csv_and_xlsx_exports_neutralise_formulas(hostile_reports):
     import openpyxl
 
@@ -576,7 +568,6 @@ def dialogs_on(browser, path: Path) -> list[str]:
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (make test-browser installs it)")
 def test_hostile_reports_open_no_dialog_in_chromium(hostile_reports, tmp_path):
     from test_browser import Chromium
@@ -650,7 +641,6 @@ def test_parameter_values_are_injected_as_literals(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_a_hostile_parameter_reaches_the_kernel_as_a_string(tmp_path):
     """One real run of the fixture notebooks with the nastiest value: it arrives in the kernel as that string."""
     from research.cli import build_parser
@@ -794,7 +784,6 @@ def assert_stopped(done: subprocess.CompletedProcess, notebook: str, message: st
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_fewer_respondents_than_items_finishes_with_warnings(edge_runs):
     reports, done = edge_runs["edge-few-identical"]
     assert done.returncode == 0, done.stderr
@@ -805,7 +794,6 @@ def test_fewer_respondents_than_items_finishes_with_warnings(edge_runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_identical_experts_finish_with_a_warning(edge_runs):
     reports, done = edge_runs["edge-few-identical"]
     assert done.returncode == 0, done.stderr
@@ -814,7 +802,6 @@ def test_identical_experts_finish_with_a_warning(edge_runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_constant_item_stops_the_factor_analysis_in_one_line(edge_runs):
     reports, done = edge_runs["edge-constant-two"]
     assert_stopped(done, "02_factor_analysis", "AnalysisError: item 'PERF_S1_RESP' is constant (every answer is 4)")
@@ -822,7 +809,6 @@ def test_constant_item_stops_the_factor_analysis_in_one_line(edge_runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_panel_of_two_experts_finishes_with_a_warning(edge_runs):
     reports, done = edge_runs["edge-constant-two"]
     assert re.search(r"^ran +01_expert_evaluation", done.stderr, flags=re.M), done.stderr
@@ -831,7 +817,6 @@ def test_panel_of_two_experts_finishes_with_a_warning(edge_runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_perfectly_collinear_items_finish_with_a_warning(edge_runs):
     reports, done = edge_runs["edge-collinear-empty"]
     assert re.search(r"^ran +02_factor_analysis", done.stderr, flags=re.M), done.stderr
@@ -839,7 +824,6 @@ def test_perfectly_collinear_items_finish_with_a_warning(edge_runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_empty_client_group_stops_the_comparison_in_one_line(edge_runs):
     reports, done = edge_runs["edge-collinear-empty"]
     assert_stopped(done, "03_survey_comparison",

@@ -294,7 +294,6 @@ def demo_lt(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_the_demo_renders_in_lithuanian_beside_english(demo_lt):
     assert (demo_lt / "index.html").is_file()
     for name, short in NOTEBOOKS.items():
@@ -307,7 +306,6 @@ def test_the_demo_renders_in_lithuanian_beside_english(demo_lt):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_the_lithuanian_expert_report_has_lithuanian_headings_and_decimal_commas(demo_lt):
     experts = page(demo_lt / "01_expert_evaluation.html")
     catalogue = yaml.safe_load((resources.files("research") / "locales" / "experts.yaml").read_text("utf-8"))
@@ -323,7 +321,6 @@ def test_the_lithuanian_expert_report_has_lithuanian_headings_and_decimal_commas
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_no_english_narrative_or_decimal_point_leaks_into_the_lithuanian_reports(demo_lt, demo_cfg):
     leaks: dict[str, list[str]] = {}
     for name, short in NOTEBOOKS.items():

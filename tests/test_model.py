@@ -523,7 +523,6 @@ def test_generic_study_four_stages_three_groups_no_experts_no_importance():
 # End to end on the demo study (prepare -> experts, efa -> survey -> model through the pipeline)
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_demo_model_puts_the_planted_weak_factors_first(tmp_path, demo_cfg):
     import os
     import subprocess

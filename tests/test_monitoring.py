@@ -474,7 +474,6 @@ def test_demo_planted_process_shift_is_flagged(demo_output):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_notebook_runs_on_demo(demo_output, tmp_path):
     code = ("from pathlib import Path; from notebook_runner import execute_notebook; "
             f"execute_notebook('05_quality_monitoring', Path({str(tmp_path)!r}), study='studies/demo/study.yaml')")
@@ -489,7 +488,6 @@ def test_notebook_runs_on_demo(demo_output, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_notebook_skips_a_study_without_service_records(tmp_path):
     study = ROOT / "studies" / "example-it" / "study.yaml"
     if not study.is_file():

@@ -169,7 +169,6 @@ def test_package_hash_follows_content(tmp_path):
 
 # --- end to end on the fixture notebooks ---------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_dag_order_outputs_and_quiet_log(built):
     root, summary, log = built
     assert statuses(summary) == {"alpha": "ran", "beta": "ran", "gamma": "ran", "delta": "ran"}
@@ -194,7 +193,6 @@ def test_dag_order_outputs_and_quiet_log(built):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_reviewer_report_has_no_code_and_nothing_external(built):
     root = built[0]
     reviewer = root / "reports" / "fixture" / "01_beta.html"
@@ -221,7 +219,6 @@ def test_reviewer_report_has_no_code_and_nothing_external(built):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_index_links_resolve_and_title_is_escaped(built):
     root = built[0]
     index = root / "reports" / "fixture" / "index.html"
@@ -235,7 +232,6 @@ def test_index_links_resolve_and_title_is_escaped(built):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_rerun_with_nothing_changed_runs_nothing(built):
     root = built[0]
     manifest = (root / "reports" / "fixture" / "manifest.json").read_bytes()
@@ -247,7 +243,6 @@ def test_rerun_with_nothing_changed_runs_nothing(built):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_parameter_change_reruns_the_notebook_and_its_dependents_only(built, tmp_path):
     root = copy_of(built, tmp_path)
     summary, log = fixture_run(root, params=["shift=5"])
@@ -268,7 +263,6 @@ def test_parameter_change_reruns_the_notebook_and_its_dependents_only(built, tmp
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_only_runs_the_named_notebook_and_reuses_fresh_dependencies(built, tmp_path):
     root = copy_of(built, tmp_path)
     summary, log = fixture_run(root, only=["gamma"])
@@ -282,7 +276,6 @@ def test_only_runs_the_named_notebook_and_reuses_fresh_dependencies(built, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_two_forced_runs_give_byte_identical_results(built, tmp_path):
     root = copy_of(built, tmp_path)
     summary, log = fixture_run(root, force=True)
@@ -292,7 +285,6 @@ def test_two_forced_runs_give_byte_identical_results(built, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_failure_stops_dependents_and_says_where(tmp_path, monkeypatch):
     monkeypatch.setenv("RESEARCH_OUTPUT_ROOT", str(tmp_path))
     monkeypatch.chdir(tmp_path)
@@ -324,7 +316,6 @@ def test_failure_stops_dependents_and_says_where(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_second_language_renders_beside_the_first(built, tmp_path):
     root = copy_of(built, tmp_path)
     summary, log = fixture_run(root, graph=GRAPH_OK[:2], params=["language=lt"])
@@ -348,7 +339,6 @@ def demo_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_demo_study_runs_end_to_end_and_its_results_are_documented(demo_run):
     """Every notebook of GRAPH runs, and every results key is documented in docs/results.md (and every
     documented key is produced)."""
@@ -373,7 +363,6 @@ def test_demo_study_runs_end_to_end_and_its_results_are_documented(demo_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_demo_study_gives_the_same_results_when_run_again(demo_run, tmp_path):
     """A forced second run gives byte-identical results JSON (also: no notebook reads a later one's output)."""
     root = tmp_path / "again"

@@ -595,7 +595,6 @@ def test_planted_group_differences_are_recovered(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_notebook_runs_on_demo_study(tmp_path, monkeypatch):
     import json
 
@@ -627,7 +626,6 @@ def test_notebook_runs_on_demo_study(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_notebook_with_many_groups_keeps_the_contract_tables(tmp_path, monkeypatch):
     import json
 
@@ -648,7 +646,6 @@ def test_notebook_with_many_groups_keeps_the_contract_tables(tmp_path, monkeypat
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 def test_notebook_without_group_skips_comparisons(tmp_path, monkeypatch):
     import json
 
