@@ -155,7 +155,7 @@ def summarise(out_dir: Path) -> dict:
     if poly:
         ok = all(c["ratio_r_over_ours"] >= POLY_RATIO_TARGET for c in poly)
         detail = "; ".join(f"p={c['p']}: R {c['r_median_seconds']:.2f} s, ours {c['ours_median_seconds']:.2f} s "
-                           f"(R/ours {c['ratio_r_over_ours']:.1f}x, max|drho| {c['max_abs_rho_diff']:.1e})"
+                           f"(R/ours {c['ratio_r_over_ours']:.1f}x, max abs rho diff {c['max_abs_rho_diff']:.1e})"
                            for c in poly)
     else:
         ok, detail = None, (r or {}).get("message", "R comparison at 100 000 respondents not run")
@@ -286,9 +286,13 @@ def markdown(out_dir: Path) -> str:
     elif not r.get("available"):
         lines += [f"Skipped: {r.get('message')}.", ""]
     else:
-        lines += [f"{r['versions']}. R is timed inside R (`system.time`, same number of repeats, median; "
+        versions = ", ".join(f"{name} {v.strip()}" if name else v.strip() for name, v in
+                             zip(("", "psych", "GPArotation", "jsonlite"), str(r["versions"]).split("|"), strict=False))
+        lines += [f"{versions}. R is timed inside R (`system.time`, same number of repeats, median; "
                   "`read.csv` outside the timing) with `options(mc.cores = 1)` and R's reference BLAS, one core "
-                  "like ours. Same data (the cached answers written to CSV).",
+                  "like ours. Same data (the cached answers written to CSV). Our side is timed again in a fresh "
+                  "process right before each R case, so that both see the same load on this shared machine "
+                  "(the kernels table above was measured earlier in the run).",
                   "`fa.parallel(cor(x), n.obs, fa = \"fa\", n.iter)` simulates normal data only (a correlation "
                   "matrix cannot be resampled), the same work as ours; ours compares with the simulated means "
                   "(`quantile=None`, psych's default). `fa` is timed on the Pearson matrix (the fit alone) and "
@@ -301,8 +305,8 @@ def markdown(out_dir: Path) -> str:
                 rows.append([what, size, "", "", "", c["error"]])
                 continue
             if c["kernel"] == "parallel_analysis":
-                agree = (f"factors R {c['r_n_suggested']} / ours {c['ours_n_suggested']}; max|d sim. mean| "
-                         f"{c['max_abs_simulated_mean_diff']:.3f}")
+                agree = (f"factors R {c['r_n_suggested']} / ours {c['ours_n_suggested']}; max abs diff of the "
+                         f"simulated means {c['max_abs_simulated_mean_diff']:.3f} (Monte Carlo)")
             elif c["kernel"] == "polychoric":
                 agree = f"max abs rho diff {c['max_abs_rho_diff']:.1e}"
             else:

@@ -92,32 +92,40 @@ def machine_info() -> dict:
 # --------------------------------------------------------------------------------------------------
 # sections
 # --------------------------------------------------------------------------------------------------
-def run_kernels(cases: list[bk.Case], cache: Path, *, in_process: bool = False) -> list[dict]:
+def _child_env() -> dict[str, str]:
+    return {**os.environ, **ONE_THREAD, "PYTHONPATH": os.pathsep.join(
+        [str(paths.PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+
+
+def _run_case(case: bk.Case, cache: Path, *, in_process: bool = False) -> dict:
+    """One kernel case in a fresh child process (``bench.kernels``); the data are generated first if needed."""
     from bench import data as bd
 
+    env = _child_env()
+    if case.kernel != "kendall_w" and not in_process and not bd.items_path(cache, case.n, case.p).exists():
+        # generated in a process of its own: outside the child's memory, and this process stays small
+        # (children inherit their parent's peak in ru_maxrss, see bench.kernels._peak_mb)
+        subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from bench.data import "
+                        f"cached_items; cached_items(Path({str(cache)!r}), {case.n}, {case.p})"],
+                       env=env, cwd=paths.PROJECT_ROOT, check=True)
+    spec = case.spec(cache)
+    if in_process:
+        return bk.run_case(spec)
+    measured = run_measured([sys.executable, "-m", "bench.kernels", json.dumps(spec)], env=env,
+                            cwd=paths.PROJECT_ROOT, timeout=3600)
+    if measured.returncode != 0:
+        tail = (measured.stderr.strip().splitlines() or ["(no message)"])[-1]
+        return {"id": case.id, "kernel": case.kernel, "n": case.n, "p": case.p, "params": case.params,
+                "repeats": case.repeats, "error": tail}
+    record = json.loads(measured.stdout.strip().splitlines()[-1])
+    record["child_wall_seconds"] = measured.wall_seconds
+    return record
+
+
+def run_kernels(cases: list[bk.Case], cache: Path, *, in_process: bool = False) -> list[dict]:
     records = []
-    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": os.pathsep.join(
-        [str(paths.PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     for i, case in enumerate(cases, 1):
-        if case.kernel != "kendall_w" and not in_process and not bd.items_path(cache, case.n, case.p).exists():
-            # generated in a process of its own: outside the child's memory, and this process stays small
-            # (children inherit their parent's peak in ru_maxrss, see bench.kernels._peak_mb)
-            subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from bench.data import "
-                            f"cached_items; cached_items(Path({str(cache)!r}), {case.n}, {case.p})"],
-                           env=env, cwd=paths.PROJECT_ROOT, check=True)
-        spec = case.spec(cache)
-        if in_process:
-            record = bk.run_case(spec)
-        else:
-            measured = run_measured([sys.executable, "-m", "bench.kernels", json.dumps(spec)], env=env,
-                                    cwd=paths.PROJECT_ROOT, timeout=3600)
-            if measured.returncode != 0:
-                tail = (measured.stderr.strip().splitlines() or ["(no message)"])[-1]
-                record = {"id": case.id, "kernel": case.kernel, "n": case.n, "p": case.p, "params": case.params,
-                          "repeats": case.repeats, "error": tail}
-            else:
-                record = json.loads(measured.stdout.strip().splitlines()[-1])
-                record["child_wall_seconds"] = measured.wall_seconds
+        record = _run_case(case, cache, in_process=in_process)
         records.append(record)
         shown = (f"{record['median_seconds']:9.3f} s  peak {record['peak_rss_mb']:7.0f} MB"
                  if "error" not in record else f"ERROR {record['error']}")
@@ -126,6 +134,8 @@ def run_kernels(cases: list[bk.Case], cache: Path, *, in_process: bool = False) 
 
 
 def run_r(kernel_records: list[dict], cache: Path, *, quick: bool) -> dict:
+    """R psych beside ours. Our side is timed again right before R's (a fresh child, same repeats), so
+    that both see the same load on this shared machine; the kernels section's median is kept beside it."""
     ok, info = br.r_available()
     if not ok:
         say(f"  R comparison skipped: {info}")
@@ -134,20 +144,27 @@ def run_r(kernel_records: list[dict], cache: Path, *, quick: bool) -> dict:
     by_id = {r["id"]: r for r in kernel_records if "error" not in r}
     comparisons = []
     for case in br.r_cases(quick=quick):
-        ours = by_id.get(case.ours_id)
-        if ours is None:
+        earlier = by_id.get(case.ours_id)
+        params = {"iter": case.n_iter} if case.n_iter else {}
+        repeats = earlier["repeats"] if earlier else (bk.REPEATS if not quick else 3)
+        ours = _run_case(bk.Case(case.kernel, case.n, case.p, repeats, params), cache)
+        if "error" in ours:
             comparisons.append({"id": case.ours_id, "kernel": case.kernel, "n": case.n, "p": case.p,
-                                "error": "our case did not run (see kernels)"})
+                                "error": f"our side failed: {ours['error']}"})
             continue
-        case = br.RCase(case.kernel, case.n, case.p, ours["repeats"], case.n_iter)  # same number of repeats
+        case = br.RCase(case.kernel, case.n, case.p, repeats, case.n_iter)  # same number of repeats
+        load = [round(x, 2) for x in os.getloadavg()]
         result = br.compare(case, ours, br.run_r(case, cache))
+        result["load_average"] = load
+        if earlier:
+            result["ours_kernels_section_median_seconds"] = earlier["median_seconds"]
         comparisons.append(result)
         if "error" in result:
             say(f"  {case.ours_id:<44s} R ERROR {result['error']}")
             continue
         agree = {"parallel_analysis": lambda r: f"nfact R {r['r_n_suggested']} / ours {r['ours_n_suggested']}",
-                 "polychoric": lambda r: f"max|drho| {r['max_abs_rho_diff']:.2e}",
-                 "efa_fit": lambda r: f"max|dloading| {r['max_abs_loading_diff']:.2e}"}[case.kernel](result)
+                 "polychoric": lambda r: f"max abs drho {r['max_abs_rho_diff']:.2e}",
+                 "efa_fit": lambda r: f"max abs dloading {r['max_abs_loading_diff']:.2e}"}[case.kernel](result)
         say(f"  {case.ours_id:<44s} R {result['r_median_seconds']:8.3f} s  ours {result['ours_median_seconds']:8.3f} s"
             f"  R/ours {result['ratio_r_over_ours']:7.1f}  {agree}")
     return {"available": True, "versions": info, "comparisons": comparisons}
@@ -217,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop the large study after this many seconds (default: 10 x the demo's wall time "
                              "+ 5 s, where its time target is missed anyway; 0 = no limit)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="notebooks at once (research run -j)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only re-evaluate the targets and rewrite the markdown from the results folder")
     args = parser.parse_args(argv)
+    if args.report_only:
+        return _report_only(Path(args.out) if args.out else RESULTS, Path(args.doc) if args.doc else DOC)
     quick, smoke = args.quick, args.smoke
     mode = "smoke" if smoke else "quick" if quick else "full"
     sections = set(SECTIONS if args.only is None else args.only.split(","))
@@ -240,11 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     written = []
     try:
         kernel_records: list[dict] = []
-        if "kernels" in sections or "r" in sections:
+        if "kernels" in sections:
             cases = bk.kernel_cases(quick=quick, smoke=smoke)
-            if "kernels" not in sections:  # R alone still needs our side of each comparison
-                wanted = {c.ours_id for c in br.r_cases(quick=quick, smoke=smoke)}
-                cases = [c for c in cases if c.id in wanted]
             say(f"kernels: {len(cases)} cases (median of {bk.REPEATS if not (quick or smoke) else cases[0].repeats} "
                 f"runs; {bk.REPEATS_LARGEST} at 1e6 respondents)")
             kernel_records = run_kernels(cases, cache, in_process=smoke)
@@ -275,6 +293,16 @@ def main(argv: list[str] | None = None) -> int:
     for target in summary.get("targets", []):
         say(f"target: {target['name']}: {target['status']} - {target['detail']}")
     say(f"done in {summary['total_seconds']:.0f} s; wrote {', '.join(str(w) for w in written)}")
+    return 0
+
+
+def _report_only(out_dir: Path, doc: Path) -> int:
+    """Targets and markdown again from ``out_dir`` (e.g. after a change of the report's wording)."""
+    previous = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+    previous.update(report.summarise(out_dir))
+    _write(out_dir / "summary.json", previous)
+    doc.write_text(report.markdown(out_dir), encoding="utf-8")
+    say(f"rewrote {out_dir / 'summary.json'} and {doc}")
     return 0
 
 
